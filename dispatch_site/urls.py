@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.http import JsonResponse
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+handler400 = "dispatch_site.api.exceptions.json_400"
+handler403 = "dispatch_site.api.exceptions.json_403"
+handler404 = "dispatch_site.api.exceptions.json_404"
+handler500 = "dispatch_site.api.exceptions.json_500"
+
+
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+api_v1 = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("tenants.urls")),
+    path("", include("domains.urls")),
+    path("", include("templates_app.urls")),
+    path("", include("sending.urls")),
+    path("", include("webhooks.urls")),
+]
+
+urlpatterns = [
+    path("healthz", healthz),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+]

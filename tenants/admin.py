@@ -1,0 +1,72 @@
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from . import services
+from .models import Credential, Plan, Tenant, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    ordering = ["email"]
+    list_display = ["email", "is_active", "is_staff", "date_joined"]
+    search_fields = ["email"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "monthly_quota", "rate_limit_per_minute", "log_retention_days",
+                    "overage_allowed", "overage_price_per_1000", "is_public"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    list_display = ["name", "owner", "plan", "status", "overage_enabled", "created_at"]
+    list_filter = ["status", "plan"]
+    search_fields = ["name", "owner__email", "id"]
+    readonly_fields = ["status", "status_reason", "created_at", "updated_at"]
+    actions = ["suspend", "block", "reactivate"]
+
+    def _set_status(self, request, queryset, status):
+        for tenant in queryset:
+            services.tenant_set_status(tenant=tenant, status=status, reason=f"set by operator {request.user}")
+        self.message_user(request, f"{queryset.count()} tenant(s) now {status}.", messages.SUCCESS)
+
+    @admin.action(description="Suspend selected tenants")
+    def suspend(self, request, queryset):
+        self._set_status(request, queryset, Tenant.Status.SUSPENDED)
+
+    @admin.action(description="Block selected tenants")
+    def block(self, request, queryset):
+        self._set_status(request, queryset, Tenant.Status.BLOCKED)
+
+    @admin.action(description="Reactivate selected tenants")
+    def reactivate(self, request, queryset):
+        self._set_status(request, queryset, Tenant.Status.ACTIVE)
+
+
+@admin.register(Credential)
+class CredentialAdmin(admin.ModelAdmin):
+    list_display = ["name", "label", "tenant", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["revoked_at"]
+    search_fields = ["name", "label", "tenant__name"]
+    readonly_fields = ["name", "label", "tenant", "secret_digest", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False  # credentials are created by their tenant, where the secret can be shown once
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke selected credentials")
+    def revoke(self, request, queryset):
+        for credential in queryset:
+            services.credential_revoke(tenant=credential.tenant, credential_id=credential.pk)
+        self.message_user(request, f"{queryset.count()} credential(s) revoked.", messages.SUCCESS)

@@ -1,0 +1,174 @@
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from dispatch_site.api.responses import created, ok
+from dispatch_site.api.views import TenantScopedAPIView, UserAPIView, is_credential
+from dispatch_site.errors import PermissionDenied, ValidationFailed
+
+from . import selectors, services
+from .models import Credential
+
+
+def validated(serializer_class, data):
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        from dispatch_site.api.exceptions import _first_message
+
+        raise ValidationFailed(_first_message(serializer.errors), details=serializer.errors)
+    return serializer.validated_data
+
+
+# --- auth --------------------------------------------------------------------------------------
+class RegisterInput(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=256, trim_whitespace=False)
+
+
+class RegisterView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RegisterInput, responses={201: dict}, tags=["auth"])
+    def post(self, request):
+        data = validated(RegisterInput, request.data)
+        user = services.user_register(email=data["email"], password=data["password"])
+        return created({"id": str(user.id), "email": user.email}, message="Account created.")
+
+
+class TokenView(TokenObtainPairView):
+    authentication_classes = []
+
+
+class TokenRefresh(TokenRefreshView):
+    authentication_classes = []
+
+
+# --- plans -------------------------------------------------------------------------------------
+def plan_data(plan):
+    return {
+        "id": str(plan.id),
+        "name": plan.name,
+        "slug": plan.slug,
+        "monthly_quota": plan.monthly_quota,
+        "rate_limit_per_minute": plan.rate_limit_per_minute,
+        "log_retention_days": plan.log_retention_days,
+        "overage_allowed": plan.overage_allowed,
+        "overage_price_per_1000": str(plan.overage_price_per_1000),
+    }
+
+
+class PlanListView(APIView):
+    @extend_schema(responses={200: dict}, tags=["plans"])
+    def get(self, request):
+        return ok([plan_data(p) for p in selectors.public_plans()])
+
+
+# --- tenants -----------------------------------------------------------------------------------
+def tenant_data(tenant, *, with_usage=False):
+    data = {
+        "id": str(tenant.id),
+        "tenant_name": tenant.name,
+        "plan": plan_data(tenant.plan),
+        "status": tenant.status,
+        "overage_enabled": tenant.overage_enabled,
+        "created_at": tenant.created_at.isoformat().replace("+00:00", "Z"),
+    }
+    if with_usage:
+        data["usage"] = selectors.usage_summary(tenant)
+    return data
+
+
+class TenantCreateInput(serializers.Serializer):
+    tenant_name = serializers.CharField(max_length=200)
+    plan = serializers.CharField(max_length=64, required=False, default="free")
+
+
+class TenantUpdateInput(serializers.Serializer):
+    tenant_name = serializers.CharField(max_length=200, required=False)
+    overage_enabled = serializers.BooleanField(required=False)
+
+
+class TenantListView(APIView):
+    @extend_schema(responses={200: dict}, tags=["tenants"])
+    def get(self, request):
+        if is_credential(request):
+            return ok([tenant_data(request.user.tenant)])
+        return ok([tenant_data(t) for t in selectors.tenants_of_user(request.user)])
+
+    @extend_schema(request=TenantCreateInput, responses={201: dict}, tags=["tenants"])
+    def post(self, request):
+        if is_credential(request):
+            raise PermissionDenied("Creating tenants needs a user session (Bearer JWT).")
+        data = validated(TenantCreateInput, request.data)
+        tenant = services.tenant_create(owner=request.user, name=data["tenant_name"], plan=data["plan"])
+        return created(tenant_data(tenant, with_usage=True), message="Tenant created.")
+
+
+class TenantDetailView(TenantScopedAPIView):
+    @extend_schema(responses={200: dict}, tags=["tenants"])
+    def get(self, request, tenant_id):
+        return ok(tenant_data(self.tenant, with_usage=True))
+
+    @extend_schema(request=TenantUpdateInput, responses={200: dict}, tags=["tenants"])
+    def put(self, request, tenant_id):
+        if is_credential(request):
+            raise PermissionDenied("Changing tenant settings needs a user session (Bearer JWT).")
+        data = validated(TenantUpdateInput, request.data)
+        tenant = services.tenant_update(
+            tenant=self.tenant, name=data.get("tenant_name"), overage_enabled=data.get("overage_enabled")
+        )
+        return ok(tenant_data(tenant, with_usage=True), message="Tenant updated.")
+
+    patch = put
+
+
+# --- credentials ---------------------------------------------------------------------------------
+def credential_data(credential):
+    return {
+        "id": str(credential.id),
+        "username": services.credential_username(credential),
+        "label": credential.label,
+        "created_at": credential.created_at.isoformat().replace("+00:00", "Z"),
+        "last_used_at": credential.last_used_at.isoformat().replace("+00:00", "Z") if credential.last_used_at else None,
+        "revoked": credential.is_revoked,
+        "revoked_at": credential.revoked_at.isoformat().replace("+00:00", "Z") if credential.revoked_at else None,
+    }
+
+
+class CredentialCreateInput(serializers.Serializer):
+    label = serializers.CharField(max_length=200)
+
+
+class CredentialListView(TenantScopedAPIView):
+    # A credential must not mint or list other credentials: that would outlive its revocation.
+    allow_credential_auth = False
+
+    @extend_schema(responses={200: dict}, tags=["credentials"])
+    def get(self, request, tenant_id):
+        return ok([credential_data(c) for c in Credential.objects.for_tenant(self.tenant)])
+
+    @extend_schema(request=CredentialCreateInput, responses={201: dict}, tags=["credentials"])
+    def post(self, request, tenant_id):
+        data = validated(CredentialCreateInput, request.data)
+        credential, password = services.credential_create(tenant=self.tenant, label=data["label"])
+        body = credential_data(credential)
+        body.update(
+            password=password,
+            smtp_host=settings.DISPATCH_HOSTNAME,
+            smtp_port=(settings.DISPATCH_SMTP_STARTTLS_PORTS or [2525])[0],
+            note="Save this password now - it will not be shown again.",
+        )
+        return created(body, message="Credential created.")
+
+
+class CredentialDetailView(TenantScopedAPIView):
+    allow_credential_auth = False
+
+    @extend_schema(responses={200: dict}, tags=["credentials"])
+    def delete(self, request, tenant_id, credential_id):
+        services.credential_revoke(tenant=self.tenant, credential_id=credential_id)
+        return ok(None, message="Credential revoked.")

@@ -1,0 +1,77 @@
+import base64
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.conftest import basic_client, jwt_client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_registers_and_issues_tokens():
+    client = APIClient()
+    r = client.post("/api/v1/auth/register", {"email": "New@Example.org", "password": "a-long-enough-passphrase"}, format="json")
+    assert r.status_code == 201, r.content
+    assert r.json()["data"]["email"] == "new@example.org"
+    r = client.post("/api/v1/auth/token", {"email": "new@example.org", "password": "a-long-enough-passphrase"}, format="json")
+    assert r.status_code == 200
+    tokens = r.json()
+    assert {"access", "refresh"} <= tokens.keys()
+    me = APIClient()
+    me.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert me.get("/api/v1/dispatch/tenants").status_code == 200
+
+
+def test_it_rotates_refresh_tokens_and_blacklists_the_old_one(user):
+    client = APIClient()
+    tokens = client.post("/api/v1/auth/token", {"email": user.email, "password": "correct horse battery staple"}, format="json").json()
+    r = client.post("/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
+    assert r.status_code == 200 and "refresh" in r.json()
+    again = client.post("/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json")
+    assert again.status_code == 401
+    assert again.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_it_rejects_weak_passwords_and_duplicate_emails(user):
+    client = APIClient()
+    r = client.post("/api/v1/auth/register", {"email": "x@example.org", "password": "short"}, format="json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "VALIDATION_ERROR"
+    r = client.post("/api/v1/auth/register", {"email": user.email.upper(), "password": "a-long-enough-passphrase"}, format="json")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "EMAIL_TAKEN"
+
+
+def test_bad_login_is_401_in_the_envelope(user):
+    r = APIClient().post("/api/v1/auth/token", {"email": user.email, "password": "wrong password"}, format="json")
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_inactive_users_tokens_are_refused(user):
+    client = jwt_client(user)
+    user.is_active = False
+    user.save()
+    r = client.get("/api/v1/dispatch/tenants")
+    assert r.status_code == 401
+
+
+def test_forged_jwt_with_alg_none_is_refused(user):
+    header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    payload = base64.urlsafe_b64encode(f'{{"user_id":"{user.id}","token_type":"access","exp":9999999999}}'.encode()).rstrip(b"=").decode()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {header}.{payload}.")
+    r = client.get("/api/v1/dispatch/tenants")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_basic_auth_with_wrong_password_or_garbage_is_401(credential):
+    assert basic_client(credential.username, "dp_sk_wrong").get("/api/v1/dispatch/tenants").status_code == 401
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Basic !!!notbase64")
+    r = client.get("/api/v1/dispatch/tenants")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+def test_unauthenticated_requests_are_401():
+    r = APIClient().get("/api/v1/dispatch/plans")
+    assert r.status_code == 401
+    assert r.json() == {"error": {"code": "UNAUTHORIZED", "message": "Authentication credentials were not provided."}}
