@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "sending",
     "webhooks",
     "smtp_gateway",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -76,6 +77,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context.account_nav",
             ],
         },
     },
@@ -238,12 +240,37 @@ DISPATCH_MAX_QUEUE_LIFETIME = env_int("DISPATCH_MAX_QUEUE_LIFETIME", 5 * 24 * 36
 DISPATCH_MAX_MESSAGE_BYTES = env_int("DISPATCH_MAX_MESSAGE_BYTES", 25 * 1024 * 1024, minimum=1024)
 DISPATCH_MAX_RECIPIENTS = env_int("DISPATCH_MAX_RECIPIENTS", 50, minimum=1)
 
+# Outbound delivery engine (sending/delivery/, docs/delivery.md).
+DISPATCH_TLS_REQUIRED_DOMAINS = [d.lower() for d in env_list("DISPATCH_TLS_REQUIRED_DOMAINS", [])]
+DISPATCH_OUTBOUND_CONNECT_TIMEOUT = env_float("DISPATCH_OUTBOUND_CONNECT_TIMEOUT", 30.0, minimum=0.1)
+# RFC 5321 §4.5.3.2 minimums: greeting 5 min, MAIL/RCPT 5 min, DATA 2 min, block 3 min, "." 10 min.
+DISPATCH_OUTBOUND_GREETING_TIMEOUT = env_float("DISPATCH_OUTBOUND_GREETING_TIMEOUT", 300.0, minimum=0.1)
+DISPATCH_OUTBOUND_COMMAND_TIMEOUT = env_float("DISPATCH_OUTBOUND_COMMAND_TIMEOUT", 300.0, minimum=0.1)
+DISPATCH_OUTBOUND_DATA_INIT_TIMEOUT = env_float("DISPATCH_OUTBOUND_DATA_INIT_TIMEOUT", 120.0, minimum=0.1)
+DISPATCH_OUTBOUND_DATA_BLOCK_TIMEOUT = env_float("DISPATCH_OUTBOUND_DATA_BLOCK_TIMEOUT", 180.0, minimum=0.1)
+DISPATCH_OUTBOUND_DATA_END_TIMEOUT = env_float("DISPATCH_OUTBOUND_DATA_END_TIMEOUT", 600.0, minimum=0.1)
+DISPATCH_OUTBOUND_MAX_CONNECTIONS_PER_HOST = env_int("DISPATCH_OUTBOUND_MAX_CONNECTIONS_PER_HOST", 10, minimum=1)
+DISPATCH_OUTBOUND_MAX_MESSAGES_PER_CONNECTION = env_int("DISPATCH_OUTBOUND_MAX_MESSAGES_PER_CONNECTION", 100, minimum=1)
+DISPATCH_OUTBOUND_IDLE_TIMEOUT = env_float("DISPATCH_OUTBOUND_IDLE_TIMEOUT", 5.0, minimum=0)
+DISPATCH_OUTBOUND_HOST_BACKOFF = env_int("DISPATCH_OUTBOUND_HOST_BACKOFF", 120, minimum=1)
+DISPATCH_RETRY_BASE_DELAY = env_int("DISPATCH_RETRY_BASE_DELAY", 60, minimum=1)
+DISPATCH_RETRY_MAX_DELAY = env_int("DISPATCH_RETRY_MAX_DELAY", 3600, minimum=1)
+DISPATCH_DELIVERY_LEASE = env_int("DISPATCH_DELIVERY_LEASE", 900, minimum=2)
+DISPATCH_DELIVERY_BATCH_SIZE = env_int("DISPATCH_DELIVERY_BATCH_SIZE", 100, minimum=1)
+
 DISPATCH_WEBHOOK_ALLOW_PRIVATE = env_bool("DISPATCH_WEBHOOK_ALLOW_PRIVATE", False)
+DISPATCH_WEBHOOK_CONNECT_TIMEOUT = env_float("DISPATCH_WEBHOOK_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+DISPATCH_WEBHOOK_TIMEOUT = env_float("DISPATCH_WEBHOOK_TIMEOUT", 15.0, minimum=0.1)
+DISPATCH_WEBHOOK_DISABLE_AFTER_HOURS = env_int("DISPATCH_WEBHOOK_DISABLE_AFTER_HOURS", 72, minimum=1)
 
 DISPATCH_VERIFY_RECORD_PREFIX = env_str("DISPATCH_VERIFY_RECORD_PREFIX", "_dispatch")
 DISPATCH_VERIFY_TOKEN_PREFIX = env_str("DISPATCH_VERIFY_TOKEN_PREFIX", "dispatch-verify=")
 DISPATCH_DKIM_SELECTOR = env_str("DISPATCH_DKIM_SELECTOR", "dispatch")
 DISPATCH_RETURN_PATH_SUBDOMAIN = env_str("DISPATCH_RETURN_PATH_SUBDOMAIN", "bounces")
+# Sending domains: verified domains are re-checked this often; a domain whose ownership record
+# disappeared stays usable (status "warning") for the grace period, then fails.
+DISPATCH_DOMAIN_RECHECK_MINUTES = env_int("DISPATCH_DOMAIN_RECHECK_MINUTES", 60, minimum=1)
+DISPATCH_DOMAIN_GRACE_HOURS = env_int("DISPATCH_DOMAIN_GRACE_HOURS", 72, minimum=0)
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 handler400 = "dispatch_site.api.exceptions.json_400"
@@ -26,5 +27,7 @@ api_v1 = [
 urlpatterns = [
     path("healthz", healthz),
     path("admin/", admin.site.urls),
+    path("portal/", include("portal.urls")),
+    path("", RedirectView.as_view(url="/portal/", permanent=False)),
     path("api/v1/", include(api_v1)),
 ]

@@ -1,1 +1,190 @@
-from django.db import models  # noqa: F401
+"""Messages, their per-recipient delivery rows, delivery attempts, suppressions and
+idempotency keys. The Recipient row is the unit of delivery: workers claim, lease and
+update recipients; the Message status is an aggregate kept by
+`sending.services.message_refresh_status`."""
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+from tenants.models import Credential, Tenant, TenantOwnedModel
+
+
+class Message(TenantOwnedModel):
+    class Source(models.TextChoices):
+        API = "api"
+        SMTP = "smtp"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        DELIVERED = "delivered"
+        DEFERRED = "deferred"
+        BOUNCED = "bounced"
+        FAILED = "failed"
+        PARTIALLY_DELIVERED = "partially_delivered"
+        SUPPRESSED = "suppressed"
+
+    class BounceType(models.TextChoices):
+        HARD = "hard"
+        SOFT = "soft"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    message_id = models.CharField(max_length=255, unique=True, help_text="Message-ID without angle brackets.")
+    header_message_id = models.CharField(
+        max_length=255, blank=True,
+        help_text="The client's own Message-ID header (SMTP), when it differs from message_id; "
+        "kept for correlating complaints and bounces that quote the original headers.",
+    )
+    source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
+    credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    from_address = models.CharField(max_length=320, help_text="addr-spec; the domain is lower-cased.")
+    from_header = models.CharField(max_length=998, help_text="From as given (display name allowed).")
+    subject = models.CharField(max_length=998, blank=True)
+    to_addresses = models.JSONField(default=list)
+    cc_addresses = models.JSONField(default=list)
+    bcc_count = models.PositiveIntegerField(default=0)
+    tags = models.JSONField(default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    template_ref = models.CharField(max_length=200, blank=True, help_text="template_id as given, if any.")
+    body = models.BinaryField(null=True, blank=True, editable=False)
+    body_size_bytes = models.PositiveIntegerField(default=0)
+    has_attachments = models.BooleanField(default=False)
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.QUEUED)
+    bounce_type = models.CharField(max_length=8, choices=BounceType.choices, null=True, blank=True)
+    queued_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    body_erased_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["tenant", "-queued_at"], name="message_tenant_queued"),
+            models.Index(fields=["tenant", "status"], name="message_tenant_status"),
+            models.Index(
+                fields=["header_message_id"], name="message_header_message_id",
+                condition=~models.Q(header_message_id=""),
+            ),
+        ]
+
+    def __str__(self):
+        return self.message_id
+
+    @property
+    def body_associated_data(self):
+        return f"message:{self.tenant_id}:{self.id}"
+
+
+class Recipient(models.Model):
+    class Kind(models.TextChoices):
+        TO = "to"
+        CC = "cc"
+        BCC = "bcc"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        SENDING = "sending"
+        DEFERRED = "deferred"
+        DELIVERED = "delivered"
+        BOUNCED = "bounced"
+        FAILED = "failed"
+        SUPPRESSED = "suppressed"
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="recipients")
+    email = models.CharField(max_length=320)
+    domain = models.CharField(max_length=255, help_text="Lower-case ASCII (punycode) domain: the batching key.")
+    kind = models.CharField(max_length=3, choices=Kind.choices, default=Kind.TO)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now, db_index=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    last_response_code = models.IntegerField(null=True, blank=True)
+    last_enhanced_status = models.CharField(max_length=16, blank=True)
+    last_response_text = models.CharField(max_length=1000, blank=True)
+    bounce_class = models.CharField(max_length=64, blank=True)
+    bounce_type = models.CharField(max_length=8, choices=Message.BounceType.choices, null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    bounced_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="recipient_status_next"),
+            models.Index(fields=["domain", "status"], name="recipient_domain_status"),
+            models.Index(fields=["tenant", "email"], name="recipient_tenant_email"),
+        ]
+
+    def __str__(self):
+        return f"{self.email} ({self.status})"
+
+
+class DeliveryAttempt(models.Model):
+    class Outcome(models.TextChoices):
+        DELIVERED = "delivered"
+        DEFERRED = "deferred"
+        BOUNCED = "bounced"
+        FAILED = "failed"
+
+    id = models.BigAutoField(primary_key=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="delivery_attempts")
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    mx_host = models.CharField(max_length=255, blank=True)
+    remote_ip = models.CharField(max_length=45, blank=True)
+    response_code = models.IntegerField(null=True, blank=True)
+    enhanced_status = models.CharField(max_length=16, blank=True)
+    response_text = models.CharField(max_length=1000, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+
+    class Meta:
+        ordering = ["started_at"]
+
+    def __str__(self):
+        return f"{self.recipient_id} {self.outcome} {self.response_code}"
+
+
+class Suppression(TenantOwnedModel):
+    class Source(models.TextChoices):
+        MANUAL = "manual"
+        BOUNCE = "bounce"
+        COMPLAINT = "complaint"
+        UNSUBSCRIBE = "unsubscribe"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.CharField(max_length=320, help_text="Stored lower-case.")
+    reason = models.TextField(blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.MANUAL)
+    bounce_class = models.CharField(max_length=64, blank=True)
+    feedback_type = models.CharField(max_length=64, blank=True)
+    source_message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "email"], name="suppression_unique_per_tenant")]
+
+    def __str__(self):
+        return self.email
+
+
+class IdempotencyKey(TenantOwnedModel):
+    """An Idempotency-Key seen on /send: the first request's body hash and response, kept 24 h.
+    The unique constraint is what makes concurrent identical requests produce one message."""
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    response = models.JSONField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "key"], name="idempotency_unique_per_tenant")]
+
+    def __str__(self):
+        return self.key

@@ -119,3 +119,22 @@ def _clean_redis():
     import redis
 
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+
+
+@pytest.fixture(scope="session")
+def _dns_server_instance():
+    from tests.support.dns_server import DNSTestServer
+
+    server = DNSTestServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dns_server(_dns_server_instance, settings):
+    """The loopback authoritative DNS server (tests/support/dns_server.py), emptied for this test;
+    DISPATCH_DNS_NAMESERVERS points at it."""
+    _dns_server_instance.clear()
+    settings.DISPATCH_DNS_NAMESERVERS = [("127.0.0.1", _dns_server_instance.port)]
+    yield _dns_server_instance
+    _dns_server_instance.clear()

@@ -75,7 +75,17 @@ def envelope_exception_handler(exc, context):
     return Response(error_body("INTERNAL_ERROR", "Internal server error."), status=500)
 
 
+def _wants_html(request):
+    return not request.path.startswith("/api/") and "text/html" in request.headers.get("Accept", "")
+
+
 def json_404(request, exception=None):
+    """JSON envelope for the API and machines; a page for people browsing the portal."""
+    if _wants_html(request):
+        from django.shortcuts import render
+
+        return render(request, "portal/error.html", {"title": "Not found",
+                      "text": "This page does not exist, or it belongs to someone else."}, status=404)
     return JsonResponse(error_body("NOT_FOUND", "Not found."), status=404)
 
 

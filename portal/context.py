@@ -1,0 +1,16 @@
+from django.urls import NoReverseMatch, reverse
+
+ACCOUNT_NAV = [("DNS providers", "portal:dns_providers")]
+
+
+def account_nav(request):
+    """Links of the top bar that belong to the user (not a tenant)."""
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    items = []
+    for label, name in ACCOUNT_NAV:
+        try:
+            items.append({"label": label, "url": reverse(name)})
+        except NoReverseMatch:
+            continue
+    return {"account_nav": items}

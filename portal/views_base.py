@@ -1,0 +1,56 @@
+"""Shared plumbing for portal pages: tenant resolution (only the logged-in user's tenants,
+anything else 404), the tenant side navigation, and showing service errors in words."""
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404
+from django.urls import NoReverseMatch, reverse
+from django.views import View
+
+from dispatch_site.errors import DispatchError
+from tenants.models import Tenant
+
+TENANT_NAV = [
+    ("Dashboard", "portal:dashboard"),
+    ("Domains", "portal:domains"),
+    ("Credentials", "portal:credentials"),
+    ("Templates", "portal:templates"),
+    ("Email log", "portal:emails"),
+    ("Suppressions", "portal:suppressions"),
+    ("Webhooks", "portal:webhooks"),
+    ("Settings", "portal:tenant_settings"),
+]
+
+
+class TenantPage(LoginRequiredMixin, View):
+    """Base for every page under /portal/t/<tenant_id>/: sets self.tenant or answers 404."""
+
+    nav_name = None
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return self.handle_no_permission()
+        self.tenant = Tenant.objects.select_related("plan").filter(pk=kwargs["tenant_id"], owner=request.user).first()
+        if self.tenant is None:
+            raise Http404("Tenant not found")
+        return super().dispatch(request, *args, **kwargs)
+
+    def context(self, **extra):
+        nav = []
+        for label, name in TENANT_NAV:
+            try:
+                nav.append({"label": label, "url": reverse(name, args=[self.tenant.id]), "current": name == self.nav_name})
+            except NoReverseMatch:
+                continue
+        return {"tenant": self.tenant, "tenant_nav": nav, **extra}
+
+
+def run_service(request, func, *args, success=None, **kwargs):
+    """Call a service; on a DispatchError show its message and return None."""
+    try:
+        result = func(*args, **kwargs)
+    except DispatchError as exc:
+        messages.error(request, exc.message)
+        return None
+    if success:
+        messages.success(request, success)
+    return result if result is not None else True

@@ -1,0 +1,45 @@
+"""The one function every recipient-level transition goes through: sent, delivered, deferred,
+bounced, failed, complained, suppressed, unsubscribed. It builds the payload (the webhook event
+body, see docs/sending.md) and hands it to the event sinks in `_record`."""
+from django.utils import timezone
+
+EVENTS = ("sent", "delivered", "deferred", "bounced", "failed", "complained", "suppressed", "unsubscribed")
+
+
+def rfc3339(moment) -> str:
+    return moment.astimezone(timezone.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def build_payload(event, *, recipient, message, timestamp=None, **details) -> dict:
+    payload = {
+        "event": event,
+        "timestamp": rfc3339(timestamp or timezone.now()),
+        "recipient": recipient.email,
+        "sender": message.from_address,
+        "message_id": message.message_id,
+        "email_id": str(message.id),
+        "tenant_id": str(message.tenant_id),
+        "tags": list(message.tags or []),
+        "metadata": dict(message.metadata or {}),
+    }
+    payload.update(details)
+    return payload
+
+
+def emit(event, *, recipient, message=None, tenant=None, **details):
+    """Record `event` for `recipient` (a sending.models.Recipient). Pass `message` / `tenant`
+    when the caller already has them loaded, to save queries. Extra keyword arguments become
+    payload fields (e.g. response={"code": 550, "content": "..."}, bounce_classification=...)."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
+    message = message or recipient.message
+    payload = build_payload(event, recipient=recipient, message=message, **details)
+    _record(tenant=tenant or message.tenant, event=event, payload=payload)
+    return payload
+
+
+def _record(*, tenant, event, payload):
+    """Hands the event to its sinks: webhooks (and usage counting, wired by the usage issue)."""
+    from webhooks.services import event_record
+
+    event_record(tenant=tenant, event=event, payload=payload)

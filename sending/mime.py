@@ -1,0 +1,222 @@
+"""Building the RFC 5322 message (standard library `email`) and finishing one copy per
+recipient at delivery time.
+
+Stored at submission ("prepared"): the complete message without per-recipient headers and
+without a DKIM signature. At delivery `finalize_for_recipient` adds List-Unsubscribe (RFC 8058
+one-click, a token per recipient) and signs the copy with the from-domain's key.
+"""
+import re
+import uuid
+from dataclasses import dataclass
+from email import policy as email_policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from dispatch_site.errors import ValidationFailed
+
+from .addresses import has_control_chars
+
+# CRLF line endings, lines folded at 78, and 7bit-clean output (non-ASCII text becomes
+# quoted-printable or base64), so no hop needs 8BITMIME.
+POLICY = email_policy.SMTP.clone(cte_type="7bit")
+
+# Structural headers a client may not set through `headers`: they come from the request's own
+# fields or from us, and a second copy would confuse receivers or break the DKIM signature.
+DENIED_HEADERS = frozenset({
+    "from", "to", "cc", "bcc", "subject", "date", "message-id", "mime-version", "dkim-signature",
+    "return-path", "received", "sender", "reply-to", "content-type", "content-transfer-encoding",
+    "content-disposition", "content-id", "arc-seal", "arc-message-signature", "arc-authentication-results",
+    "authentication-results", "delivered-to", "resent-from", "resent-to", "resent-cc", "resent-bcc",
+    "resent-date", "resent-message-id", "resent-sender",
+})
+DENIED_HEADER_PREFIXES = ("content-", "list-unsubscribe", "x-dispatch-")
+CONTROL_HEADER_PREFIX = b"x-dispatch-"
+MAX_CUSTOM_HEADERS = 50
+MAX_HEADER_VALUE = 998
+
+_HEADER_NAME_RE = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 ftext
+_CONTENT_TYPE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")
+_CONTENT_ID_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]{1,250}$")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content_type: str
+    content: bytes
+    inline: bool = False
+    content_id: str | None = None
+
+
+def new_message_id() -> str:
+    """A Message-ID on our host name, without angle brackets."""
+    return f"{uuid.uuid4().hex}@{settings.DISPATCH_HOSTNAME}"
+
+
+def check_header_text(value, field):
+    """Header text must be a string without CR, LF or other control characters (no injection)."""
+    if not isinstance(value, str):
+        raise ValidationFailed(f"{field}: must be a string", details={field: ["must be a string"]})
+    if has_control_chars(value.replace("\t", " ")):
+        raise ValidationFailed(
+            f"{field}: line breaks and control characters are not allowed",
+            code="HEADER_INJECTION", details={field: ["contains line breaks or control characters"]},
+        )
+    return value
+
+
+def validate_custom_headers(headers) -> list[tuple[str, str]]:
+    if headers in (None, {}):
+        return []
+    if not isinstance(headers, dict):
+        raise ValidationFailed("headers: must be an object of name -> value", details={"headers": ["must be an object"]})
+    if len(headers) > MAX_CUSTOM_HEADERS:
+        raise ValidationFailed(f"headers: at most {MAX_CUSTOM_HEADERS} custom headers", details={"headers": ["too many"]})
+    result = []
+    for name, value in headers.items():
+        check_header_text(name, "headers")
+        if not _HEADER_NAME_RE.match(name):
+            raise ValidationFailed(f"headers: invalid header name {name[:80]!r}", details={"headers": [f"invalid name {name[:80]!r}"]})
+        lowered = name.lower()
+        if lowered in DENIED_HEADERS or lowered.startswith(DENIED_HEADER_PREFIXES):
+            raise ValidationFailed(
+                f"headers: {name} cannot be set as a custom header", code="HEADER_NOT_ALLOWED",
+                details={"headers": [f"{name} is not allowed"]},
+            )
+        check_header_text(value, f"headers.{name}")
+        if len(value) > MAX_HEADER_VALUE:
+            raise ValidationFailed(f"headers.{name}: too long", details={"headers": [f"{name} is too long"]})
+        result.append((name, value))
+    return result
+
+
+def validate_attachment(*, filename, content_type, content_id, inline, index):
+    field = f"attachments[{index}]"
+    check_header_text(filename, f"{field}.filename")
+    if not filename.strip() or len(filename) > 255:
+        raise ValidationFailed(f"{field}.filename: 1 to 255 characters", details={field: ["filename must be 1 to 255 characters"]})
+    check_header_text(content_type, f"{field}.content_type")
+    if not _CONTENT_TYPE_RE.match(content_type) or content_type.lower().split("/")[0] in ("multipart", "message"):
+        raise ValidationFailed(
+            f"{field}.content_type: not a valid MIME type ({content_type[:80]!r})",
+            details={field: ["content_type must be a MIME type like application/pdf"]},
+        )
+    if inline:
+        if content_id is None:
+            raise ValidationFailed(f"{field}.content_id: required for inline attachments", details={field: ["content_id is required when inline"]})
+        check_header_text(content_id, f"{field}.content_id")
+        if not _CONTENT_ID_RE.match(content_id):
+            raise ValidationFailed(f"{field}.content_id: invalid (no angle brackets or spaces)", details={field: ["invalid content_id"]})
+
+
+def build_message(
+    *, sender: Address, to: list[Address], cc: list[Address], reply_to: list[Address], subject: str,
+    html: str | None, text: str | None, attachments: list[Attachment], headers: list[tuple[str, str]],
+    message_id: str, date=None,
+) -> bytes:
+    """The prepared message: multipart/alternative (text + html), the html wrapped in
+    multipart/related when there are inline parts, everything in multipart/mixed when there
+    are attachments. Callers have validated every input."""
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = sender
+    if to:
+        msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
+    if reply_to:
+        msg["Reply-To"] = reply_to
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(date or timezone.now())
+    msg["Message-ID"] = f"<{message_id}>"
+    for name, value in headers:
+        msg[name] = value
+
+    if text is not None and html is not None:
+        msg.set_content(text)
+        msg.add_alternative(html, subtype="html")
+        html_part = msg.get_payload()[1]
+    elif html is not None:
+        msg.set_content(html, subtype="html")
+        html_part = msg
+    else:
+        msg.set_content(text or "")
+        html_part = None
+
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if attachment.inline and html_part is not None:
+            html_part.add_related(
+                attachment.content, maintype, subtype, cid=f"<{attachment.content_id}>",
+                filename=attachment.filename, disposition="inline",
+            )
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if attachment.inline and html_part is not None:
+            continue
+        extra = {"cid": f"<{attachment.content_id}>"} if attachment.content_id else {}
+        msg.add_attachment(
+            attachment.content, maintype, subtype, filename=attachment.filename,
+            disposition="inline" if attachment.inline else "attachment", **extra,
+        )
+    return msg.as_bytes(policy=POLICY)
+
+
+def split_head(raw: bytes) -> tuple[list[bytes], bytes]:
+    """Header fields (each with its continuation lines, CRLF-terminated) and the rest of the
+    message starting at the blank line."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        head, rest = raw if raw.endswith(b"\r\n") else raw + b"\r\n", b"\r\n"
+    else:
+        head, rest = raw[: end + 2], raw[end + 2 :]
+    fields = []
+    for line in head.split(b"\r\n")[:-1]:
+        if line[:1] in (b" ", b"\t") and fields:
+            fields[-1] += line + b"\r\n"
+        else:
+            fields.append(line + b"\r\n")
+    return fields, rest
+
+
+def field_name(field: bytes) -> bytes:
+    return field.split(b":", 1)[0].strip().lower()
+
+
+def strip_headers(raw: bytes, *, names=(), prefixes=()) -> bytes:
+    fields, rest = split_head(raw)
+    kept = [f for f in fields if not (field_name(f) in names or field_name(f).startswith(tuple(prefixes)))]
+    return b"".join(kept) + rest
+
+
+_PER_RECIPIENT_HEADERS = (b"list-unsubscribe", b"list-unsubscribe-post", b"bcc")
+
+
+def finalize_for_recipient(raw_prepared: bytes, *, message, recipient, domain) -> bytes:
+    """The exact bytes to send to one recipient: X-Dispatch-* control headers and any Bcc
+    removed, our RFC 8058 List-Unsubscribe pair added (replacing a client's), DKIM-signed with
+    the from-domain's key (unsigned, with a warning, if `domain` is None: the domain was
+    deleted after the message was accepted)."""
+    from .dkim import dkim_sign, normalize_line_endings
+    from .unsubscribe import unsubscribe_url
+
+    fields, rest = split_head(normalize_line_endings(raw_prepared))
+    kept = [
+        f for f in fields
+        if field_name(f) not in _PER_RECIPIENT_HEADERS and not field_name(f).startswith(CONTROL_HEADER_PREFIX)
+    ]
+    url = unsubscribe_url(recipient)
+    kept.append(b"List-Unsubscribe: <" + url.encode("ascii") + b">\r\n")
+    kept.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    raw = b"".join(kept) + rest
+    if domain is None:
+        import logging
+
+        logging.getLogger(__name__).warning("message %s: from-domain is gone, sending unsigned", message.pk)
+        return raw
+    from domains.services import domain_dkim_private_key
+
+    return dkim_sign(raw, domain=domain.name, selector=domain.dkim_selector, private_key_pem=domain_dkim_private_key(domain))
