@@ -1,5 +1,13 @@
 """Every periodic task, in one table. Keys are names; 'task' is the dotted task name."""
 BEAT_SCHEDULE = {
+    # Verified sending domains whose DNS re-check is due (DISPATCH_DOMAIN_RECHECK_MINUTES).
+    "domains-recheck-due": {"task": "domains.tasks.recheck_due_domains", "schedule": 300.0},
     # Webhook deliveries whose next_attempt_at has come (retries, and anything the broker lost).
-    "webhooks-sweep-due": {"task": "webhooks.tasks.sweep_due_webhooks", "schedule": 10.0, "options": {"queue": "events"}},
+    "webhooks-sweep-due": {"task": "webhooks.tasks.sweep_due_webhooks", "schedule": 10.0, "options": {"queue": "events", "expires": 9}},
+    # Webhook events and delivery logs past DISPATCH_WEBHOOK_EVENT_RETENTION_DAYS.
+    "webhooks-prune-events": {"task": "webhooks.tasks.prune_events", "schedule": 3600.0, "options": {"queue": "events"}},
+    # Compliance guard: flag / suspend tenants over the bounce or complaint thresholds (docs/usage.md).
+    "tenants-compliance-sweep": {"task": "tenants.tasks.compliance_sweep", "schedule": 300.0, "options": {"queue": "default", "expires": 290}},
+    # Re-enqueue recipients whose worker died (lease expired), whose task was lost, or whose retry is due.
+    "delivery-sweep": {"task": "sending.delivery.tasks.sweep_delivery_queue", "schedule": 15.0, "options": {"queue": "default", "expires": 14}},
 }

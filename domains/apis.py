@@ -50,13 +50,13 @@ class DomainInput(serializers.Serializer):
 
 
 class DomainListView(TenantScopedAPIView):
-    @extend_schema(responses={200: dict}, tags=["domains"])
+    @extend_schema(operation_id="domains_list", responses={200: dict}, tags=["domains"])
     def get(self, request, tenant_id):
         return ok([
             {**domain_data(d), "dns_records": stored_records_data(d)} for d in selectors.domains_of_tenant(self.tenant)
         ])
 
-    @extend_schema(request=DomainInput, responses={201: dict}, tags=["domains"])
+    @extend_schema(operation_id="domains_create", request=DomainInput, responses={201: dict}, tags=["domains"])
     def post(self, request, tenant_id):
         data = validated(DomainInput, request.data)
         domain = services.domain_create(tenant=self.tenant, name=data["domain"])
@@ -67,19 +67,19 @@ class DomainListView(TenantScopedAPIView):
 
 
 class DomainDetailView(TenantScopedAPIView):
-    @extend_schema(responses={200: dict}, tags=["domains"])
+    @extend_schema(operation_id="domains_retrieve", responses={200: dict}, tags=["domains"])
     def get(self, request, tenant_id, domain_id):
         domain = selectors.domain_get(tenant=self.tenant, domain_id=domain_id)
         return ok({**domain_data(domain), "dns_records": stored_records_data(domain)})
 
-    @extend_schema(responses={200: dict}, tags=["domains"])
+    @extend_schema(operation_id="domains_delete", responses={200: dict}, tags=["domains"])
     def delete(self, request, tenant_id, domain_id):
         services.domain_delete(tenant=self.tenant, domain_id=domain_id)
         return ok(None, message="Domain removed.")
 
 
 class DomainVerifyView(TenantScopedAPIView):
-    @extend_schema(request=None, responses={200: dict}, tags=["domains"])
+    @extend_schema(operation_id="domains_verify", request=None, responses={200: dict}, tags=["domains"])
     def post(self, request, tenant_id, domain_id):
         domain, checks = services.domain_verify(tenant=self.tenant, domain_id=domain_id)
         ownership = next(c for c in checks if c.kind == "verification")

@@ -89,7 +89,10 @@ def domain_recheck(*, domain_id):
     domain = Domain.objects.filter(pk=domain_id, status__in=RECHECKED_STATUSES, verified_without_dns=False).first()
     if domain is None:
         return None
-    return _check_and_record(domain)[0]
+    try:
+        return _check_and_record(domain)[0]
+    except NotFound:  # deleted by its tenant while DNS was being asked
+        return None
 
 
 def domains_claim_due_rechecks(*, now=None, limit=500):

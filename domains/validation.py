@@ -40,10 +40,7 @@ def normalize_domain(raw):
         name = name[:-1]
     if not name or ".." in name or name.startswith("."):
         raise _invalid("domain has an empty label.")
-    try:
-        ascii_name = idna.encode(name, uts46=True).decode("ascii").lower()
-    except (idna.IDNAError, UnicodeError) as exc:
-        raise _invalid(f"domain is not a valid (internationalised) domain name: {exc}") from None
+    ascii_name = name.lower() if name.isascii() else _idna_encode(name)
     labels = ascii_name.split(".")
     for label in labels:
         if len(label) > 63:
@@ -52,6 +49,8 @@ def normalize_domain(raw):
             raise _invalid(f"domain label {label!r} may contain only letters, digits and inner hyphens.")
     if len(ascii_name) > 253:
         raise _invalid("domain is longer than 253 characters.")
+    if "xn--" in ascii_name:
+        _idna_decode_strict(ascii_name)  # punycode given directly must be valid IDNA too
     if len(labels) < 2:
         raise _invalid("domain needs at least two labels (example.com); single-label names are not public.")
     if labels[-1].isdigit():
@@ -60,6 +59,20 @@ def normalize_domain(raw):
         if ascii_name == suffix or ascii_name.endswith("." + suffix):
             raise _invalid(f"{ascii_name} is not a public domain (.{suffix} names are not in public DNS).")
     return ascii_name
+
+
+def _idna_encode(name):
+    try:
+        return idna.encode(name, uts46=True).decode("ascii").lower()
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise _invalid(f"domain is not a valid internationalised domain name: {exc}") from None
+
+
+def _idna_decode_strict(ascii_name):
+    try:
+        idna.decode(ascii_name)
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise _invalid(f"domain is not a valid internationalised domain name: {exc}") from None
 
 
 def _is_ip(name):

@@ -1,13 +1,15 @@
 """The one function every recipient-level transition goes through: sent, delivered, deferred,
 bounced, failed, complained, suppressed, unsubscribed. It builds the payload (the webhook event
 body, see docs/sending.md) and hands it to the event sinks in `_record`."""
+import datetime
+
 from django.utils import timezone
 
 EVENTS = ("sent", "delivered", "deferred", "bounced", "failed", "complained", "suppressed", "unsubscribed")
 
 
 def rfc3339(moment) -> str:
-    return moment.astimezone(timezone.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def build_payload(event, *, recipient, message, timestamp=None, **details) -> dict:

@@ -110,6 +110,10 @@ class Recipient(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     bounced_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
+    captured_message = models.BinaryField(
+        null=True, blank=True, editable=False,
+        help_text="Capture mode: the finalized, signed copy, AES-GCM encrypted (captured_associated_data).",
+    )
 
     class Meta:
         indexes = [
@@ -120,6 +124,19 @@ class Recipient(models.Model):
 
     def __str__(self):
         return f"{self.email} ({self.status})"
+
+    @property
+    def captured_associated_data(self):
+        return f"recipient:{self.tenant_id}:{self.id}"
+
+
+class QueuedRecipient(Recipient):
+    """Recipients as the operators' global delivery queue (admin: sending/delivery/admin.py)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "delivery queue entry"
+        verbose_name_plural = "delivery queue"
 
 
 class DeliveryAttempt(models.Model):

@@ -52,7 +52,7 @@ class RenderInput(serializers.Serializer):
 
 
 class TemplateListView(TenantScopedAPIView):
-    @extend_schema(responses={200: dict}, tags=["templates"])
+    @extend_schema(operation_id="templates_list", responses={200: dict}, tags=["templates"])
     def get(self, request, tenant_id):
         items, pagination = paginate_by_page(request, selectors.templates_for(self.tenant))
         return ok([template_data(t) for t in items], pagination=pagination)

@@ -172,14 +172,6 @@ def variable_names(source):
     return list(dict.fromkeys(p.name for p in compile_template(source) if isinstance(p, Placeholder)))
 
 
-def check_template_size(field, source):
-    if len(source) > MAX_TEMPLATE_CHARS:
-        raise TemplateTooLarge(
-            f"{field} is {len(source):,} characters; the limit is {MAX_TEMPLATE_CHARS:,}.",
-            details={field: [f"at most {MAX_TEMPLATE_CHARS} characters"]},
-        )
-
-
 def checked_variables(variables, *, field="template_variables"):
     """`variables` (None -> {}) after checking it is a JSON-like object within the size and depth
     limits, with string keys and no NUL or unpaired surrogate characters."""

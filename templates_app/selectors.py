@@ -6,7 +6,7 @@ from dispatch_site.errors import NotFound
 from .models import MasterTemplate, Template
 
 
-def _not_found():
+def template_not_found():
     return NotFound("Template not found.", code="TEMPLATE_NOT_FOUND")
 
 
@@ -17,7 +17,7 @@ def templates_for(tenant):
 def template_get(*, tenant, template_id):
     template = Template.objects.for_tenant(tenant).filter(pk=template_id).first()
     if template is None:
-        raise _not_found()
+        raise template_not_found()
     return template
 
 
@@ -33,7 +33,7 @@ def template_by_ref(*, tenant, ref):
         pass
     template = Template.objects.for_tenant(tenant).filter(slug=ref.lower()).first()
     if template is None:
-        raise _not_found()
+        raise template_not_found()
     return template
 
 

@@ -245,7 +245,7 @@ def template_update(
 def template_delete(*, tenant, template_id):
     deleted, _ = Template.objects.for_tenant(tenant).filter(pk=template_id).delete()
     if not deleted:
-        raise selectors._not_found()
+        raise selectors.template_not_found()
 
 
 # --- rendering ---------------------------------------------------------------------------------------

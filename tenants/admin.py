@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from . import services
+from . import compliance, services
 from .models import Credential, Plan, Tenant, User
 
 
@@ -25,13 +25,29 @@ class PlanAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
 
 
+class ComplianceFlaggedFilter(admin.SimpleListFilter):
+    """Tenants flagged by the compliance guard (tenants/compliance.py)."""
+
+    title = "compliance flagged"
+    parameter_name = "compliance_flagged"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() in ("yes", "no"):
+            return queryset.filter(compliance_flagged_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "plan", "status", "overage_enabled", "created_at"]
-    list_filter = ["status", "plan"]
+    list_display = ["name", "owner", "plan", "status", "overage_enabled", "compliance_reason", "created_at"]
+    list_filter = ["status", "plan", ComplianceFlaggedFilter]
     search_fields = ["name", "owner__email", "id"]
-    readonly_fields = ["status", "status_reason", "created_at", "updated_at"]
-    actions = ["suspend", "block", "reactivate"]
+    readonly_fields = ["status", "status_reason", "compliance_flagged_at", "compliance_reason", "compliance_reviewed_at",
+                       "created_at", "updated_at"]
+    actions = ["suspend", "block", "reactivate", "compliance_reviewed"]
 
     def _set_status(self, request, queryset, status):
         for tenant in queryset:
@@ -49,6 +65,12 @@ class TenantAdmin(admin.ModelAdmin):
     @admin.action(description="Reactivate selected tenants")
     def reactivate(self, request, queryset):
         self._set_status(request, queryset, Tenant.Status.ACTIVE)
+
+    @admin.action(description="Compliance reviewed: clear flag, lift compliance suspension, no auto-suspension this month")
+    def compliance_reviewed(self, request, queryset):
+        for tenant in queryset:
+            compliance.compliance_mark_reviewed(tenant=tenant)
+        self.message_user(request, f"{queryset.count()} tenant(s) marked compliance-reviewed.", messages.SUCCESS)
 
 
 @admin.register(Credential)

@@ -1,3 +1,6 @@
+import re
+from datetime import date
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -9,7 +12,7 @@ from dispatch_site.api.responses import created, ok
 from dispatch_site.api.views import TenantScopedAPIView, UserAPIView, is_credential
 from dispatch_site.errors import PermissionDenied, ValidationFailed
 
-from . import selectors, services
+from . import ratelimit, selectors, services
 from .models import Credential
 
 
@@ -124,6 +127,39 @@ class TenantDetailView(TenantScopedAPIView):
         return ok(tenant_data(tenant, with_usage=True), message="Tenant updated.")
 
     patch = put
+
+
+# --- usage ---------------------------------------------------------------------------------------
+_PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def parse_period(value):
+    """`?period=YYYY-MM` as the first day of that month; None when absent."""
+    if value is None:
+        return None
+    match = _PERIOD_RE.match(value)
+    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1970:
+        raise ValidationFailed("period: expected a month as YYYY-MM, e.g. 2026-03", details={"period": ["expected YYYY-MM"]})
+    return date(int(match.group(1)), int(match.group(2)), 1)
+
+
+class UsageView(TenantScopedAPIView):
+    @extend_schema(responses={200: dict}, tags=["usage"])
+    def get(self, request, tenant_id):
+        period = parse_period(request.query_params.get("period"))
+        return ok(selectors.usage_summary(self.tenant, period))
+
+
+class RateLimitHeaders:
+    """For the send views: RateLimit-Limit / -Remaining / -Reset on every response of a
+    resolved tenant, success or error (tenants/ratelimit.py)."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(self, "tenant", None) is not None:
+            for name, value in ratelimit.response_headers(tenant=self.tenant).items():
+                response[name] = value
+        return response
 
 
 # --- credentials ---------------------------------------------------------------------------------

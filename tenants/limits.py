@@ -3,7 +3,10 @@
 `reserve` runs inside the submission transaction: the counter row is updated with one
 conditional UPDATE, so concurrent submissions can never push a tenant past its quota (the
 row lock serialises them) and a submission that fails later rolls its reservation back.
-Per-minute rate limiting (Redis) is added here by the usage issue.
+`admit` is what the submission checks call per message: the per-minute rate limit (Redis,
+tenants/ratelimit.py) first, then the quota; a message refused by the quota gives its rate-limit
+budget back. `usage_count` records delivery outcomes on the same monthly row, and
+`delivery_allowed` tells the delivery engine whether a tenant's queued mail may go out.
 """
 import datetime
 
@@ -13,7 +16,12 @@ from django.utils import timezone
 
 from dispatch_site.errors import QuotaExceeded
 
-from .models import UsageCounter
+from . import ratelimit
+from .models import Tenant, UsageCounter
+
+# Delivery outcome counters, and the event (sending.events.emit) that increments each one.
+OUTCOME_FIELDS = ("delivered", "hard_bounce", "soft_bounce", "complaint", "failed")
+_EVENT_FIELDS = {"delivered": "delivered", "complained": "complaint", "failed": "failed"}
 
 
 def current_period(now=None) -> datetime.date:
@@ -44,9 +52,58 @@ def reserve(*, tenant, count: int, now=None) -> None:
         allowed = Q(emails_sent__lte=quota - count)
     if rows.filter(allowed).update(**update):
         return
-    if not rows.exists():
-        UsageCounter.objects.bulk_create([UsageCounter(tenant=tenant, period=period)], ignore_conflicts=True)
-        if rows.filter(allowed).update(**update):
-            return
+    # No row yet, or no room. Create the month's row if missing (ON CONFLICT DO NOTHING: a
+    # concurrent first send may be creating it; this waits for it) and try once more.
+    UsageCounter.objects.bulk_create([UsageCounter(tenant=tenant, period=period)], ignore_conflicts=True)
+    if rows.filter(allowed).update(**update):
+        return
     used = rows.values_list("emails_sent", flat=True).first() or 0
     raise QuotaExceeded(f"Monthly quota exceeded ({used}/{quota}). Enable overage or upgrade plan.")
+
+
+def admit(*, tenant, count: int):
+    """The per-message volume checks of the submission path, inside its transaction: the
+    per-minute rate limit (RateLimited) then the monthly quota (QuotaExceeded). Returns the
+    rate-limit window state (None when Redis is unavailable: the limiter fails open)."""
+    state = ratelimit.hit(tenant=tenant, count=count)
+    try:
+        reserve(tenant=tenant, count=count)
+    except QuotaExceeded:
+        ratelimit.refund(state, count)
+        raise
+    return state
+
+
+def usage_count(*, tenant, field: str, n: int = 1, when=None) -> None:
+    """Add `n` to one delivery-outcome counter of the month containing `when` (default now),
+    atomically (UPDATE ... SET field = field + n; the row is created on first use)."""
+    if field not in OUTCOME_FIELDS:
+        raise ValueError(f"unknown usage counter {field!r}")
+    if n <= 0:
+        return
+    period = current_period(when)
+    rows = UsageCounter.objects.filter(tenant=tenant, period=period)
+    if rows.update(**{field: F(field) + n}):
+        return
+    UsageCounter.objects.bulk_create([UsageCounter(tenant=tenant, period=period)], ignore_conflicts=True)
+    rows.update(**{field: F(field) + n})
+
+
+def usage_count_event(*, tenant, event: str, bounce_type=None, when=None) -> None:
+    """Count a delivery event (sending.events.emit calls this for every event). Outcomes are
+    counted in the month the message was accepted (`when` = its queued_at), so a month's rates
+    compare its outcomes with its own sends. sent/suppressed/deferred/unsubscribed count nothing
+    here (accepted recipients were counted by `reserve`)."""
+    if event == "bounced":
+        field = "soft_bounce" if bounce_type == "soft" else "hard_bounce"
+    else:
+        field = _EVENT_FIELDS.get(event)
+    if field:
+        usage_count(tenant=tenant, field=field, when=when)
+
+
+def delivery_allowed(tenant) -> bool:
+    """Whether the delivery engine may send this tenant's queued mail now. A blocked tenant's
+    mail is held (left queued, not failed); a suspended tenant cannot submit new mail but what
+    it already queued is delivered."""
+    return tenant.status != Tenant.Status.BLOCKED

@@ -74,6 +74,12 @@ class Tenant(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     status_reason = models.CharField(max_length=300, blank=True)
     overage_enabled = models.BooleanField(default=False)
+    # Set by the compliance guard (tenants/compliance.py) when bounce or complaint rates cross
+    # the warning thresholds; operators filter on it in the admin.
+    compliance_flagged_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    compliance_reason = models.CharField(max_length=300, blank=True)
+    # An operator reviewed the tenant's rates: no automatic suspension for the rest of that month.
+    compliance_reviewed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -10,6 +10,13 @@ _counter = itertools.count()
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Tests create many users; a million PBKDF2 rounds each would dominate the run.
+    (Production keeps Django's default hasher.)"""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _seeded_plans(db):
     from tenants.services import plans_seed
 

@@ -6,13 +6,15 @@ DNS-rebinding attacker could answer differently. The Host header and TLS (SNI an
 verification) still use the hostname from the URL. Redirects are never followed; one deadline
 bounds the whole exchange."""
 import http.client
+import ipaddress
+import re
 import socket
 import ssl
 import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import certifi
 import dns.exception
@@ -20,8 +22,10 @@ import dns.resolver
 from django.conf import settings
 
 from dispatch_site.netsafety import is_public_address, parse_ip_literal
+from domains.dns import make_resolver
 
 USER_AGENT = "Dispatch-Webhooks/1.0"
+_HOSTNAME = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*")
 RESPONSE_BODY_LIMIT = 2048
 
 
@@ -80,14 +84,19 @@ def parse_target(url):
     literal = parse_ip_literal(host)
     if literal is None:
         try:
-            host = host.encode("idna").decode("ascii")
+            host = host.encode("idna").decode("ascii").lower()
         except UnicodeError:
             raise UnsafeURL("the host name is not a valid domain name") from None
-    else:
+        # IDNA maps some characters to ASCII digits and dots: look again for an address.
+        literal = parse_ip_literal(host)
+    if literal is not None:
         host = str(literal)
-    path = parts.path or "/"
+    elif not _HOSTNAME.fullmatch(host) or len(host) > 253:
+        raise UnsafeURL("the host name is not a valid domain name")
+    # The request line is ASCII: percent-encode anything else (existing escapes are kept).
+    path = quote(parts.path or "/", safe="/%!$&'()*+,;=:@~")
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + quote(parts.query, safe="/%!$&'()*+,;=:@~?")
     return Target(scheme=scheme, host=host, port=port or (443 if scheme == "https" else 80), path=path)
 
 
@@ -95,10 +104,18 @@ def check_url(url):
     """Validation when a URL is registered: shape, and IP-literal hosts must be public.
     Names are checked at every delivery, when they are resolved."""
     target = parse_target(url)
+    if allow_private():
+        return target
     literal = parse_ip_literal(target.host)
-    if literal is not None and not allow_private() and not is_public_address(literal):
+    if literal is not None and not is_public_address(literal):
         raise UnsafeURL(f"the host {literal} is not a public address")
+    if _is_localhost(target.host):
+        raise UnsafeURL(f"the host {target.host} is not a public address")
     return target
+
+
+def _is_localhost(host):
+    return host == "localhost" or host.endswith(".localhost")  # RFC 6761: always loopback
 
 
 def resolve_checked(host):
@@ -106,6 +123,8 @@ def resolve_checked(host):
     literal = parse_ip_literal(host)
     if literal is not None:
         addresses = [literal]
+    elif _is_localhost(host) and not allow_private():
+        raise UnsafeURL(f"{host} is a loopback name")
     else:
         addresses = _resolve(host)
     if not allow_private():
@@ -116,10 +135,6 @@ def resolve_checked(host):
 
 
 def _resolve(host):
-    import ipaddress
-
-    from domains.dns import make_resolver
-
     resolver = make_resolver()
     addresses = []
     errors = []
@@ -128,7 +143,7 @@ def _resolve(host):
             answer = resolver.resolve(host, rdtype)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
             continue
-        except (dns.resolver.NoNameservers, dns.exception.Timeout, dns.resolver.LifetimeTimeout) as exc:
+        except dns.exception.DNSException as exc:  # timeouts, SERVFAIL, malformed names
             errors.append(type(exc).__name__)
             continue
         addresses.extend(ipaddress.ip_address(r.address) for r in answer)
@@ -183,7 +198,8 @@ def _post_to(address, target, body, headers, deadline):
         result.error = f"connect failed to {address}: {exc.strerror or exc}"
         return result
     # One deadline for TLS, request and response, however slowly the receiver dribbles bytes.
-    watchdog = threading.Timer(max(deadline - time.monotonic(), 0), _abort, args=(sock,))
+    expired = threading.Event()
+    watchdog = threading.Timer(max(deadline - time.monotonic(), 0), _abort, args=(sock, expired))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -203,6 +219,8 @@ def _post_to(address, target, body, headers, deadline):
             connection.putheader(name, value)
         connection.endheaders(body)
         response = connection.getresponse()
+        if expired.is_set():  # the shutdown looks like a clean end of the headers: it is not
+            raise TimeoutError
         result.status = response.status
         try:
             raw = response.read(RESPONSE_BODY_LIMIT)
@@ -214,15 +232,16 @@ def _post_to(address, target, body, headers, deadline):
     except (TimeoutError, socket.timeout):
         result.error = f"timeout after {settings.DISPATCH_WEBHOOK_TIMEOUT:g} s"
     except (OSError, http.client.HTTPException) as exc:
-        expired = time.monotonic() >= deadline
-        result.error = f"timeout after {settings.DISPATCH_WEBHOOK_TIMEOUT:g} s" if expired else f"{type(exc).__name__}: {exc}"
+        timed_out = expired.is_set() or time.monotonic() >= deadline
+        result.error = f"timeout after {settings.DISPATCH_WEBHOOK_TIMEOUT:g} s" if timed_out else f"{type(exc).__name__}: {exc}"
     finally:
         watchdog.cancel()
         sock.close()
     return result
 
 
-def _abort(sock):
+def _abort(sock, expired):
+    expired.set()
     try:
         sock.shutdown(socket.SHUT_RDWR)
     except OSError:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 # Seconds to wait before attempt 1, 2, ... 10: about three days in all.
 RETRY_DELAYS = (0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600)
 MAX_URL_LENGTH = 2048
+MAX_ENDPOINTS_PER_TENANT = 20
 # A task that was sent but never ran (lost message) is sent again after this long.
 ENQUEUE_GRACE = timedelta(minutes=2)
 SWEEP_BATCH = 500
@@ -61,6 +62,8 @@ def endpoint_create(*, tenant, url, events, secret=None):
     """Returns (endpoint, secret); the secret is shown to the tenant this once."""
     url = _validated_url(url)
     events = _validated_events(events)
+    if Endpoint.objects.for_tenant(tenant).count() >= MAX_ENDPOINTS_PER_TENANT:
+        raise Conflict(f"A tenant can have at most {MAX_ENDPOINTS_PER_TENANT} webhooks.", code="TOO_MANY_WEBHOOKS")
     if secret is None:
         secret = signing.generate_secret()
     else:
@@ -197,15 +200,25 @@ def delivery_requeue(*, delivery):
 
 
 # --- delivery ------------------------------------------------------------------------------------
+_broker = {"down_until": 0.0}
+# After a failed publish, do not wait on the broker again for this long: a worker emitting events
+# for a batch of recipients would otherwise stall for the client's connect retries on every one.
+BROKER_BACKOFF_SECONDS = 30
+
+
 def enqueue(delivery_ids):
     """Send delivery ids to the broker. If it is down, leave them to the sweeper."""
     from .tasks import deliver_webhook
 
     for index, delivery_id in enumerate(delivery_ids):
         try:
+            if time.monotonic() < _broker["down_until"]:
+                raise ConnectionError("broker marked down")
             deliver_webhook.apply_async(args=[str(delivery_id)], retry=False)
         except Exception:  # noqa: BLE001 - any broker failure: the database row is the guarantee
-            logger.warning("broker unavailable; %d webhook deliveries left to the sweeper", len(delivery_ids) - index)
+            if time.monotonic() >= _broker["down_until"]:
+                logger.warning("broker unavailable; webhook deliveries left to the sweeper", exc_info=True)
+                _broker["down_until"] = time.monotonic() + BROKER_BACKOFF_SECONDS
             Delivery.objects.filter(pk__in=delivery_ids[index:]).update(enqueued_at=None)
             return
 
@@ -250,11 +263,17 @@ def delivery_attempt(*, delivery_id):
         )
         return Delivery.objects.get(pk=delivery.pk)
 
-    body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
-    headers = signing.signed_headers(
-        secret=endpoint_secret(endpoint), webhook_id=delivery.webhook_id, timestamp=time.time(), body=body
-    )
-    result = http_client.post(endpoint.url, body=body, headers=headers)
+    try:
+        body = json.dumps(delivery.event.payload, separators=(",", ":")).encode()
+        headers = signing.signed_headers(
+            secret=endpoint_secret(endpoint), webhook_id=delivery.webhook_id, timestamp=time.time(), body=body
+        )
+        result = http_client.post(endpoint.url, body=body, headers=headers)
+    except crypto.DecryptionError:
+        result = http_client.Result(error="the signing secret cannot be decrypted (encryption key missing?)")
+    except Exception as exc:  # noqa: BLE001 - record it as a failed attempt rather than hold the lease
+        logger.exception("webhook delivery %s: unexpected error", delivery.pk)
+        result = http_client.Result(error=f"internal error: {type(exc).__name__}")
     _attempt_record(delivery, lease, result)
     return Delivery.objects.get(pk=delivery.pk)
 
@@ -307,3 +326,19 @@ def _endpoint_health(endpoint, result, now):
                 f"({settings.DISPATCH_WEBHOOK_DISABLE_AFTER_HOURS} h or more)."
             ),
         )
+
+
+def events_prune(*, batch=5000):
+    """Delete events (and their delivery logs) older than DISPATCH_WEBHOOK_EVENT_RETENTION_DAYS,
+    except those with a retry still scheduled."""
+    cutoff = timezone.now() - timedelta(days=settings.DISPATCH_WEBHOOK_EVENT_RETENTION_DAYS)
+    retrying = Delivery.objects.filter(status__in=_RETRYABLE, next_attempt_at__isnull=False).values("event_id")
+    deleted = 0
+    while True:
+        ids = list(
+            Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=retrying).values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        Event.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)

@@ -108,6 +108,21 @@ def mx_parts(value):
     return int(preference), host
 
 
+def to_presentation(rtype, value):
+    """Zone-file form of a logical value (what Route 53 and Cloud DNS take): quoted TXT strings,
+    absolute host names."""
+    if rtype == "TXT":
+        return txt_quote(value)
+    if rtype == "MX":
+        preference, host = mx_parts(value)
+        return f"{preference} {host}."
+    return normalize_value(rtype, value) + "."
+
+
+def from_presentation(rtype, text):
+    return txt_unquote(text) if rtype == "TXT" else normalize_value(rtype, text)
+
+
 class DnsProviderClient(ABC):
     """A connected account at one DNS provider. Every method raises `domains.providers.errors`."""
 

@@ -13,10 +13,12 @@ from .errors import (
     DnsZoneNotFound,
 )
 
+# Cloudflare error codes for a malformed, unknown or insufficient token (sent with 400 or 403).
+_AUTH_CODES = {1000, 6003, 6111, 9106, 9109, 10000}
 # Cloudflare error codes (in the 400 body) meaning "a record there already conflicts".
 _CONFLICT_CODES = {81053, 81054, 81055, 81056, 81057, 81058}
 # "Could not route to /zones/<id>..." / "Invalid zone identifier": the zone id is unknown.
-_ZONE_NOT_FOUND_CODES = {7000, 7003, 1001}
+_ZONE_NOT_FOUND_CODES = {7000, 7003}
 _PAGE_SIZE = 100
 
 
@@ -114,15 +116,15 @@ class _translated:
         detail = _messages(exc)
         if isinstance(exc, cloudflare.APIConnectionError):
             raise DnsProviderUnavailable(f"Cloudflare could not be reached: {exc}") from exc
-        if isinstance(exc, cloudflare.AuthenticationError):
-            raise DnsProviderAuthFailed(f"Cloudflare rejected the API token: {detail}") from exc
         if isinstance(exc, cloudflare.RateLimitError):
             raise DnsProviderRateLimited(
                 f"Cloudflare is rate limiting this token: {detail}", retry_after=_retry_after(exc.response)
             ) from exc
-        if isinstance(exc, cloudflare.PermissionDeniedError):
+        if isinstance(exc, (cloudflare.AuthenticationError, cloudflare.PermissionDeniedError)) or _codes(exc) & _AUTH_CODES:
+            where = f" on zone {self.zone.name}" if self.zone else ""
             raise DnsProviderAuthFailed(
-                f"The Cloudflare token lacks a permission it needs (Zone:Read and DNS:Edit): {detail}"
+                f"Cloudflare rejected the API token{where} ({detail}). It must be a valid API token with "
+                "Zone:Read and DNS:Edit permissions."
             ) from exc
         if self.zone is not None and (isinstance(exc, cloudflare.NotFoundError) or _codes(exc) & _ZONE_NOT_FOUND_CODES):
             raise DnsZoneNotFound(f"Cloudflare has no zone {self.zone.id} ({self.zone.name}) for this token: {detail}") from exc

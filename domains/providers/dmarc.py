@@ -7,16 +7,8 @@ from django.core.validators import validate_email
 from dispatch_site.errors import ValidationFailed
 
 
-def dmarc_host(domain_name):
-    return f"_dmarc.{domain_name}"
-
-
 def is_dmarc(value):
     return re.match(r"\s*v\s*=\s*DMARC1\s*(;|$)", value, re.IGNORECASE) is not None
-
-
-def dmarc_records(txt_values):
-    return [v for v in txt_values if is_dmarc(v)]
 
 
 def rua_uri(email):

@@ -11,7 +11,7 @@ import requests
 from google.cloud import dns
 from google.oauth2 import service_account
 
-from .base import RecordSet, RecordSetClient, Zone, mx_parts, normalize_name, normalize_value, txt_quote, txt_unquote
+from .base import RecordSet, RecordSetClient, Zone, from_presentation, normalize_name, to_presentation
 from .errors import (
     DnsProviderAuthFailed,
     DnsProviderRateLimited,
@@ -63,7 +63,7 @@ class GoogleCloudDnsClient(RecordSetClient):
             found.extra_params = {"name": name + ".", "type": rtype}
             for raw in found:
                 if normalize_name(raw.name) == name and raw.record_type == rtype:
-                    values = tuple(_from_wire(rtype, v) for v in raw.rrdatas)
+                    values = tuple(from_presentation(rtype, v) for v in raw.rrdatas)
                     return RecordSet(name=name, type=rtype, ttl=int(raw.ttl), values=values, raw=raw)
         return None
 
@@ -75,23 +75,10 @@ class GoogleCloudDnsClient(RecordSetClient):
         if old is not None:
             changes.delete_record_set(old.raw)
         if new is not None:
-            wire = [_to_wire(new.type, v) for v in new.values]
+            wire = [to_presentation(new.type, v) for v in new.values]
             changes.add_record_set(managed.resource_record_set(new.name + ".", new.type, new.ttl, wire))
         with _translated(zone=zone, project=self._project):
             changes.create()
-
-
-def _to_wire(rtype, value):
-    if rtype == "TXT":
-        return txt_quote(value)
-    if rtype == "MX":
-        preference, host = mx_parts(value)
-        return f"{preference} {host}."
-    return normalize_value(rtype, value) + "."
-
-
-def _from_wire(rtype, value):
-    return txt_unquote(value) if rtype == "TXT" else normalize_value(rtype, value)
 
 
 def _reasons(exc):

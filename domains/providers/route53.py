@@ -6,7 +6,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
-from .base import DEFAULT_TTL, RecordSet, RecordSetClient, Zone, mx_parts, normalize_name, normalize_value, txt_quote, txt_unquote
+from .base import DEFAULT_TTL, RecordSet, RecordSetClient, Zone, from_presentation, normalize_name, to_presentation
 from .errors import (
     DnsProviderAuthFailed,
     DnsProviderRateLimited,
@@ -69,7 +69,7 @@ class Route53Client(RecordSetClient):
             raise DnsRecordConflict(
                 f"The {rtype} record at {name} uses a Route 53 routing policy or alias; edit it in Route 53 yourself."
             )
-        values = tuple(_from_wire(rtype, rr["Value"]) for rr in raw.get("ResourceRecords", []))
+        values = tuple(from_presentation(rtype, rr["Value"]) for rr in raw.get("ResourceRecords", []))
         return RecordSet(name=name, type=rtype, ttl=int(raw.get("TTL", DEFAULT_TTL)), values=values, raw=raw)
 
     def _replace_record_set(self, zone, old, new):
@@ -85,26 +85,13 @@ class Route53Client(RecordSetClient):
                     "Name": new.name + ".",
                     "Type": new.type,
                     "TTL": new.ttl,
-                    "ResourceRecords": [{"Value": _to_wire(new.type, v)} for v in new.values],
+                    "ResourceRecords": [{"Value": to_presentation(new.type, v)} for v in new.values],
                 },
             })
         with _translated(zone):
             self._api.change_resource_record_sets(
                 HostedZoneId=zone.id, ChangeBatch={"Comment": _CHANGE_COMMENT, "Changes": changes}
             )
-
-
-def _to_wire(rtype, value):
-    if rtype == "TXT":
-        return txt_quote(value)
-    if rtype == "MX":
-        preference, host = mx_parts(value)
-        return f"{preference} {host}."
-    return normalize_value(rtype, value) + "."
-
-
-def _from_wire(rtype, value):
-    return txt_unquote(value) if rtype == "TXT" else normalize_value(rtype, value)
 
 
 class _translated:
@@ -117,10 +104,14 @@ class _translated:
     def __exit__(self, exc_type, exc, tb):
         if isinstance(exc, botocore.exceptions.ClientError):
             error = exc.response.get("Error", {})
-            code, message = error.get("Code", ""), error.get("Message", str(exc))
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            code = error.get("Code") or f"HTTP {status}"
+            message = error.get("Message") or "no message"
             if code in _AUTH_CODES or status in (401, 403):
-                raise DnsProviderAuthFailed(f"AWS rejected the access key for Route 53: {message} ({code})") from exc
+                raise DnsProviderAuthFailed(
+                    f"AWS rejected the access key for Route 53 ({code}: {message}). The key needs "
+                    "route53:ListHostedZones, route53:ListResourceRecordSets and route53:ChangeResourceRecordSets."
+                ) from exc
             if code in _RATE_CODES or status == 429:
                 raise DnsProviderRateLimited(f"Route 53 is throttling requests: {message} ({code})") from exc
             if code in _ZONE_CODES:

@@ -26,11 +26,6 @@ def is_spf(value):
     return head == "v=spf1" or head.startswith("v=spf1 ")
 
 
-def spf_records(txt_values):
-    """The SPF records among the TXT values at a name."""
-    return [v for v in txt_values if is_spf(v)]
-
-
 def fresh_spf(include_host, all_term="~all"):
     return f"v=spf1 include:{include_host} {all_term}"
 

@@ -1,0 +1,511 @@
+"""The delivery engine: claim recipients, deliver them per destination domain, record each
+outcome as soon as it is known.
+
+Guarantees (docs/delivery.md):
+- A recipient is claimed with SELECT ... FOR UPDATE SKIP LOCKED and a lease (status=sending,
+  lease_until=<our lease>); only the lease holder can record its outcome, with a conditional
+  UPDATE ... WHERE status='sending' AND lease_until=<our lease>. A recorded delivery is never redone.
+- Each outcome is committed right after the server's reply, before the next message is sent,
+  so a crash (SIGKILL) re-sends only the recipient whose reply was not yet recorded.
+- No network I/O inside a database transaction: claims and records are short transactions;
+  DNS and SMTP happen between them.
+- Retry schedule lives in the database (next_attempt_at); the sweeper re-enqueues due rows.
+"""
+import logging
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection as db, transaction
+from django.db.models import Case, F, Value, When
+from django.utils import timezone
+
+from dispatch_site import crypto
+from sending.models import DeliveryAttempt, Message, Recipient
+
+from . import politeness, routing
+from .pool import NoSlot, pool
+from .smtp_client import SMTPConnectionError, SMTPGreetingRefused, TLSRequiredError
+
+log = logging.getLogger(__name__)
+Status = Recipient.Status
+Outcome = DeliveryAttempt.Outcome
+
+_BODY_BUDGET = 16 * 1024 * 1024  # encrypted bodies fetched per query
+_BROKEN_CONNECTIONS_PER_TARGET = 2
+_TABLE = Recipient._meta.db_table
+
+_CLAIM_IDS = f"""
+UPDATE {_TABLE} SET status = 'sending', lease_until = %(lease)s
+WHERE id IN (
+    SELECT id FROM {_TABLE}
+    WHERE id = ANY(%(ids)s)
+      AND ((status IN ('queued', 'deferred') AND next_attempt_at <= %(now)s)
+           OR (status = 'sending' AND lease_until < %(now)s))
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, domain"""
+
+# More due recipients of a domain we are about to connect to: under load, one task (one
+# connection) carries up to DISPATCH_DELIVERY_BATCH_SIZE messages; the other tasks find their
+# rows already claimed and return at once.
+_CLAIM_DOMAIN = f"""
+UPDATE {_TABLE} SET status = 'sending', lease_until = %(lease)s
+WHERE id IN (
+    SELECT id FROM {_TABLE}
+    WHERE domain = %(domain)s AND status IN ('queued', 'deferred') AND next_attempt_at <= %(now)s
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+RETURNING id"""
+
+
+@dataclass
+class Result:
+    outcome: str
+    code: int | None = None
+    enhanced: str = ""
+    text: str = ""
+    mx_host: str = ""
+    remote_ip: str = ""
+
+    @classmethod
+    def from_reply(cls, reply, *, mx_host="", remote_ip=""):
+        if reply.code < 400:
+            outcome = Outcome.DELIVERED
+        elif reply.code < 500:
+            outcome = Outcome.DEFERRED
+        else:
+            outcome = Outcome.BOUNCED
+        return cls(outcome, reply.code, reply.enhanced, reply.text, mx_host, remote_ip)
+
+    @property
+    def reply_text(self):
+        return " ".join(str(part) for part in (self.code, self.enhanced, self.text) if part)
+
+
+class _TargetFailed(Exception):
+    """This target cannot take the pending recipients. With `slow_down` the host asked us to
+    back off mid-batch: the recipients not yet tried wait instead of failing an attempt."""
+
+    def __init__(self, result, *, slow_down=False):
+        super().__init__(result.text)
+        self.result = result
+        self.slow_down = slow_down
+
+
+class _Postpone(Exception):
+    """Not our turn (connection cap reached, host backing off): try later, no attempt counted."""
+
+    def __init__(self, seconds, reason):
+        super().__init__(reason)
+        self.seconds = seconds
+
+
+def new_lease():
+    # Random microseconds make two claims' leases distinct even within one clock tick.
+    return timezone.now() + timedelta(seconds=settings.DISPATCH_DELIVERY_LEASE, microseconds=random.randrange(1_000_000))
+
+
+def retry_delay(attempts):
+    """Exponential backoff with +-25 % jitter, capped."""
+    base = settings.DISPATCH_RETRY_BASE_DELAY * (2 ** min(max(attempts - 1, 0), 30))
+    return min(base, settings.DISPATCH_RETRY_MAX_DELAY) * random.uniform(0.75, 1.25)
+
+
+# --- claiming ----------------------------------------------------------------------------------
+def claim(recipient_ids):
+    """Claim the due recipients among `recipient_ids` plus more due recipients of the same
+    domains (up to the batch size each). Returns (lease, [Recipient])."""
+    lease, now = new_lease(), timezone.now()
+    batch = settings.DISPATCH_DELIVERY_BATCH_SIZE
+    with transaction.atomic(), db.cursor() as cursor:
+        cursor.execute(_CLAIM_IDS, {"lease": lease, "ids": list(recipient_ids), "now": now})
+        rows = cursor.fetchall()
+        per_domain = {}
+        for _, domain in rows:
+            per_domain[domain] = per_domain.get(domain, 0) + 1
+        ids = [row[0] for row in rows]
+        for domain, count in per_domain.items():
+            if count < batch:
+                cursor.execute(_CLAIM_DOMAIN, {"lease": lease, "domain": domain, "now": now, "limit": batch - count})
+                ids.extend(row[0] for row in cursor.fetchall())
+    if not ids:
+        return lease, []
+    return lease, load_recipients(ids)
+
+
+def load_recipients(ids):
+    """Recipients with their message (body not loaded) and tenant, one object per message."""
+    from tenants.models import Tenant
+
+    recipients = list(Recipient.objects.filter(id__in=ids).select_related("message").defer("message__body", "captured_message"))
+    messages = {}
+    for recipient in recipients:
+        recipient.message = messages.setdefault(recipient.message_id, recipient.message)
+    tenants = Tenant.objects.in_bulk({m.tenant_id for m in messages.values()})
+    for message in messages.values():
+        message.tenant = tenants[message.tenant_id]
+    for recipient in recipients:
+        recipient.tenant = tenants[recipient.tenant_id]
+    return recipients
+
+
+# --- entry point ---------------------------------------------------------------------------------
+def deliver(recipient_ids):
+    """Claim and deliver. Returns the number of recipients this call handled."""
+    lease, recipients = claim(recipient_ids)
+    if not recipients:
+        return 0
+    context = _Context()
+    by_domain = {}
+    for recipient in recipients:
+        by_domain.setdefault(recipient.domain, []).append(recipient)
+    try:
+        for domain, batch in by_domain.items():
+            DomainBatch(domain, batch, lease, context).run()
+    finally:
+        pool.reap()
+    return len(recipients)
+
+
+class _Context:
+    """Per-call caches: decrypted bodies and signing domains."""
+
+    def __init__(self):
+        self._bodies = {}
+        self._domains = {}
+
+    def body(self, message, upcoming):
+        """The prepared message bytes (None if erased). Fetches the bodies of `upcoming`
+        messages too, up to a byte budget, so a batch of one-recipient messages costs one query."""
+        if message.id not in self._bodies:
+            self._bodies.clear()  # keep one round's bodies in memory, not the whole batch's
+            wanted, size = [], 0
+            for other in upcoming:
+                if other.id in wanted:
+                    continue
+                if wanted and size + other.body_size_bytes > _BODY_BUDGET:
+                    break
+                wanted.append(other.id)
+                size += other.body_size_bytes
+            if message.id not in wanted:
+                wanted.insert(0, message.id)
+            for message_id, blob in Message.objects.filter(id__in=wanted).values_list("id", "body"):
+                self._bodies[message_id] = blob
+        blob = self._bodies.get(message.id)
+        if blob is None:
+            return None
+        return crypto.decrypt(blob, message.body_associated_data)
+
+    def signing_domain(self, message):
+        """The tenant's Domain row for the From domain (or its closest parent), whatever its
+        verification state now: the message was accepted, so it is signed with that key."""
+        from domains.models import Domain
+
+        from_domain = message.from_address.rpartition("@")[2].lower()
+        key = (message.tenant_id, from_domain)
+        if key not in self._domains:
+            labels = from_domain.split(".")
+            names = [".".join(labels[i:]) for i in range(len(labels) - 1)]
+            found = {d.name: d for d in Domain.objects.filter(tenant_id=message.tenant_id, name__in=names)}
+            self._domains[key] = next((found[name] for name in names if name in found), None)
+        return self._domains[key]
+
+
+class DomainBatch:
+    """The claimed recipients of one destination domain."""
+
+    def __init__(self, domain, recipients, lease, context):
+        self.domain = domain
+        self.pending = deque(sorted(recipients, key=lambda r: r.id))  # a message's recipients are adjacent
+        self.lease = lease
+        self.context = context
+
+    def run(self):
+        try:
+            if settings.DISPATCH_DELIVERY_MODE == "capture":
+                self._capture_all()
+            else:
+                self._deliver_all()
+        except _Postpone as postpone:
+            self._postpone(postpone.seconds, str(postpone))
+
+    # --- preparing one copy ----------------------------------------------------------------
+    def _prepare(self, recipient):
+        """(envelope sender, bytes to send) or a failed Result."""
+        from sending.bounces.verp import encode as verp_encode
+        from sending.mime import finalize_for_recipient
+
+        message = recipient.message
+        try:
+            body = self.context.body(message, [r.message for r in self.pending])
+        except crypto.DecryptionError as exc:
+            return Result(Outcome.FAILED, None, "5.3.0", f"stored message cannot be decrypted: {exc}")
+        if body is None:
+            return Result(Outcome.FAILED, None, "5.3.0", "the message body was erased before delivery")
+        domain = self.context.signing_domain(message)
+        try:
+            data = finalize_for_recipient(body, message=message, recipient=recipient, domain=domain)
+        except Exception as exc:  # noqa: BLE001 - a broken stored message must not stop the batch
+            log.exception("finalizing message %s for recipient %s failed", message.pk, recipient.pk)
+            return Result(Outcome.FAILED, None, "5.3.0", f"the message could not be prepared: {exc}")
+        return_path_domain = (
+            domain.return_path_domain
+            if domain is not None
+            else f"{settings.DISPATCH_RETURN_PATH_SUBDOMAIN}.{message.from_address.rpartition('@')[2].lower()}"
+        )
+        return verp_encode(recipient.id, return_path_domain), data
+
+    # --- capture mode -------------------------------------------------------------------------
+    def _capture_all(self):
+        while self.pending:
+            self._ensure_lease()
+            if not self.pending:
+                return
+            recipient = self.pending[0]
+            started = time.monotonic()
+            prepared = self._prepare(recipient)
+            if isinstance(prepared, Result):
+                self._record(recipient, prepared, started)
+                continue
+            _, data = prepared
+            captured = crypto.encrypt(data, recipient.captured_associated_data)
+            result = Result(Outcome.DELIVERED, 250, "2.0.0", "captured (DISPATCH_DELIVERY_MODE=capture); not sent", "capture")
+            self._record(recipient, result, started, captured_message=captured)
+
+    # --- MX delivery ----------------------------------------------------------------------------
+    def _deliver_all(self):
+        try:
+            targets = routing.route(self.domain)
+        except routing.RouteError as error:
+            outcome = Outcome.BOUNCED if error.permanent else Outcome.DEFERRED
+            result = Result(outcome, error.code, error.enhanced, error.text)
+            while self.pending:
+                self._record(self.pending[0], result, time.monotonic())
+            return
+
+        last_failure, wait = None, None
+        for target in targets:
+            if not self.pending:
+                return
+            remaining = politeness.backing_off(target.host)
+            if remaining:
+                wait = min(wait or remaining, remaining)
+                continue
+            try:
+                self._deliver_via(target)
+            except NoSlot:
+                wait = min(wait or 5, 5)
+            except _TargetFailed as failure:
+                if failure.slow_down:
+                    wait = min(wait or settings.DISPATCH_OUTBOUND_HOST_BACKOFF, settings.DISPATCH_OUTBOUND_HOST_BACKOFF)
+                else:
+                    last_failure = failure.result
+        if not self.pending:
+            return
+        if last_failure is None and wait is not None:
+            raise _Postpone(wait + random.uniform(0, 5), "every mail server of the domain is busy or backing off")
+        last_failure = last_failure or Result(Outcome.DEFERRED, None, "4.4.1", "no mail server could be reached")
+        while self.pending:
+            self._record(self.pending[0], last_failure, time.monotonic())
+
+    def _deliver_via(self, target):
+        require_tls = self.domain in settings.DISPATCH_TLS_REQUIRED_DOMAINS
+        broken = 0
+        while self.pending:
+            connection = self._connect(target, require_tls)
+            try:
+                state = self._transactions(connection, target)
+            finally:
+                pool.release(connection)
+            if state == "broken":
+                broken += 1
+                if broken >= _BROKEN_CONNECTIONS_PER_TARGET:
+                    raise _TargetFailed(Result(Outcome.DEFERRED, None, "4.4.2", f"connection to {target.host} broke repeatedly"))
+
+    def _connect(self, target, require_tls):
+        try:
+            return pool.acquire(target, require_tls=require_tls)
+        except SMTPGreetingRefused as refused:
+            if _is_slow_down(refused.reply):
+                politeness.back_off(target.host)
+            result = Result(Outcome.DEFERRED, refused.reply.code, refused.reply.enhanced, refused.reply.text, target.host, target.address)
+            raise _TargetFailed(result) from None
+        except TLSRequiredError as exc:
+            raise _TargetFailed(Result(Outcome.DEFERRED, None, "4.7.10", str(exc), target.host, target.address)) from None
+        except SMTPConnectionError as exc:
+            raise _TargetFailed(Result(Outcome.DEFERRED, None, "4.4.1", str(exc), target.host, target.address)) from None
+
+    def _transactions(self, connection, target):
+        """Send pending recipients over `connection` until done. Returns "done", "full"
+        (per-connection message cap), "stale" (a pooled connection the server had closed) or
+        "broken"; raises _TargetFailed when the host asks us to slow down."""
+        used = 0
+        while self.pending:
+            if connection.transactions >= settings.DISPATCH_OUTBOUND_MAX_MESSAGES_PER_CONNECTION:
+                return "full"
+            self._ensure_lease()
+            if not self.pending:
+                break
+            recipient = self.pending[0]
+            started = time.monotonic()
+            prepared = self._prepare(recipient)
+            if isinstance(prepared, Result):
+                self._record(recipient, prepared, started)
+                continue
+            mail_from, data = prepared
+            try:
+                sent = connection.send(mail_from, [recipient.email], data)
+            except SMTPConnectionError as exc:
+                if connection.reused and used == 0 and exc.replies_received == 0:
+                    return "stale"  # nothing of this transaction reached the server: not an attempt
+                self._record(recipient, Result(Outcome.DEFERRED, None, "4.4.2", str(exc), target.host, connection.remote_ip), started)
+                return "broken"
+            used += 1
+            pool.touch(connection)
+            reply = sent.recipients[recipient.email]
+            self._record(recipient, Result.from_reply(reply, mx_host=target.host, remote_ip=connection.remote_ip), started)
+            if _is_slow_down(reply):
+                politeness.back_off(target.host)
+                connection.quit()  # not pooled: nobody should use this host for a while
+                raise _TargetFailed(Result.from_reply(reply, mx_host=target.host, remote_ip=connection.remote_ip), slow_down=True)
+        return "done"
+
+    # --- lease -----------------------------------------------------------------------------------
+    def _ensure_lease(self):
+        """Renew the lease of the rows still pending once a third of it is used, and drop rows
+        whose lease we lost (another worker owns them now)."""
+        left = (self.lease - timezone.now()).total_seconds()
+        if left > settings.DISPATCH_DELIVERY_LEASE * 2 / 3:
+            return
+        lease = new_lease()
+        ids = [r.id for r in self.pending]
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_TABLE} SET lease_until = %s WHERE id = ANY(%s) AND status = 'sending' AND lease_until = %s RETURNING id",
+                [lease, ids, self.lease],
+            )
+            kept = {row[0] for row in cursor.fetchall()}
+        if len(kept) < len(ids):
+            log.warning("lost the lease of %d recipient(s) of %s", len(ids) - len(kept), self.domain)
+        self.pending = deque(r for r in self.pending if r.id in kept)
+        self.lease = lease
+
+    def _postpone(self, seconds, reason):
+        """Give the pending rows back without counting an attempt."""
+        ids = [r.id for r in self.pending]
+        Recipient.objects.filter(id__in=ids, status=Status.SENDING, lease_until=self.lease).update(
+            status=Case(When(attempts=0, then=Value(Status.QUEUED)), default=Value(Status.DEFERRED)),
+            lease_until=None,
+            next_attempt_at=timezone.now() + timedelta(seconds=seconds),
+        )
+        log.info("postponed %d recipient(s) of %s by %.0f s: %s", len(ids), self.domain, seconds, reason)
+        self.pending.clear()
+
+    # --- recording ------------------------------------------------------------------------------
+    def _record(self, recipient, result, started, **extra):
+        """Commit one outcome (guarded by our lease), its attempt row, its event and the
+        message's aggregate status. Removes the recipient from `pending`."""
+        self.pending.popleft()
+        now = timezone.now()
+        outcome = result.outcome
+        fields = {
+            "lease_until": None,
+            "attempts": F("attempts") + 1,
+            "last_response_code": result.code,
+            "last_enhanced_status": result.enhanced[:16],
+            "last_response_text": result.text[:1000],
+            **extra,
+        }
+        classification = None
+        if outcome == Outcome.DEFERRED:
+            expires = recipient.message.queued_at + timedelta(seconds=settings.DISPATCH_MAX_QUEUE_LIFETIME)
+            if now >= expires:
+                outcome = Outcome.FAILED
+                fields["last_response_text"] = f"expired after {settings.DISPATCH_MAX_QUEUE_LIFETIME} s in the queue; last error: {result.reply_text}"[:1000]
+                fields["bounce_class"] = "MessageExpired"
+            else:
+                delay = timedelta(seconds=retry_delay(recipient.attempts + 1))
+                fields.update(status=Status.DEFERRED, next_attempt_at=min(now + delay, expires))
+        if outcome == Outcome.DELIVERED:
+            fields.update(status=Status.DELIVERED, delivered_at=now)
+        elif outcome == Outcome.BOUNCED:
+            classification = _classify(result)
+            fields.update(
+                status=Status.BOUNCED, bounced_at=now, bounce_class=classification.bounce_class, bounce_type=classification.disposition
+            )
+        elif outcome == Outcome.FAILED:
+            fields.update(status=Status.FAILED, failed_at=now)
+
+        with transaction.atomic():
+            updated = Recipient.objects.filter(pk=recipient.pk, status=Status.SENDING, lease_until=self.lease).update(**fields)
+            if not updated:
+                log.warning("recipient %s: lease lost before its outcome (%s) was recorded", recipient.pk, outcome)
+                return False
+            for name, value in fields.items():
+                if name != "attempts":
+                    setattr(recipient, name, value)
+            recipient.attempts += 1
+            DeliveryAttempt.objects.create(
+                tenant_id=recipient.tenant_id,
+                recipient=recipient,
+                started_at=now - timedelta(seconds=time.monotonic() - started),
+                duration_ms=int((time.monotonic() - started) * 1000),
+                mx_host=result.mx_host[:255],
+                remote_ip=result.remote_ip[:45],
+                response_code=result.code,
+                enhanced_status=result.enhanced[:16],
+                response_text=recipient.last_response_text,
+                outcome=outcome,
+            )
+            _emit_outcome(recipient, outcome, result, classification)
+            if classification is not None and classification.disposition == "hard":
+                _suppress(recipient, classification, result)
+            _refresh_message(recipient.message)
+        return True
+
+
+def _is_slow_down(reply):
+    return reply.code == 421 or (reply.transient and reply.enhanced.startswith("4.7."))
+
+
+def _classify(result):
+    from sending.bounces.classify import classify_reply
+
+    return classify_reply(result.code, result.enhanced, result.text)
+
+
+def _emit_outcome(recipient, outcome, result, classification):
+    from sending.events import emit
+
+    details = {"response": {"code": result.code, "enhanced_status": result.enhanced or None, "content": recipient.last_response_text}}
+    if result.mx_host:
+        details["mx_host"] = result.mx_host
+    details["attempt"] = recipient.attempts
+    if outcome == Outcome.DEFERRED:
+        details["next_attempt_at"] = recipient.next_attempt_at.isoformat()
+    if classification is not None:
+        details["bounce_classification"] = classification.bounce_class
+        details["bounce_type"] = classification.disposition
+    emit(str(outcome), recipient=recipient, message=recipient.message, tenant=recipient.tenant, **details)
+
+
+def _suppress(recipient, classification, result):
+    from sending.suppressions import suppression_add
+
+    suppression_add(
+        tenant=recipient.tenant,
+        email=recipient.email,
+        reason=f"hard bounce: {result.reply_text}"[:1000],
+        source="bounce",
+        bounce_class=classification.bounce_class,
+        source_message=recipient.message,
+    )
+
+
+def _refresh_message(message):
+    from sending.services import message_refresh_status
+
+    message_refresh_status(message_id=message.id)

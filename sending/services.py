@@ -1,0 +1,675 @@
+"""The one submission path (HTTP `submit`, `submit_many`; SMTP `submit_raw`) and the other
+state changes of messages: status aggregation, body erasure.
+
+Every interface goes through `check_submission` (tenant active, sender domain, recipients,
+size, suppressions) and `_store` (quota, rows, events, enqueue), so the rules cannot drift
+apart between HTTP and SMTP.
+"""
+import base64
+import hashlib
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.headerregistry import Address
+from email.parser import BytesHeaderParser
+from email.utils import format_datetime
+from email import policy as email_policy
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from dispatch_site import crypto
+from dispatch_site.errors import (
+    Conflict,
+    DispatchError,
+    DomainNotVerified,
+    MessageTooLarge,
+    RecipientSuppressed,
+    TenantNotActive,
+    TooManyRecipients,
+    ValidationFailed,
+)
+
+from . import events, mime
+from .addresses import InvalidAddress, domain_of, normalize_address, parse_mailbox
+from .dkim import normalize_line_endings
+from .models import IdempotencyKey, Message, Recipient
+from .suppressions import suppressed_among
+
+logger = logging.getLogger(__name__)
+
+DELIVERY_TASK = "sending.delivery.tasks.deliver_recipients"
+DELIVERY_TASK_CHUNK = 500
+IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_TAGS = 10
+MAX_TAG_LENGTH = 100
+MAX_METADATA_KEYS = 50
+MAX_METADATA_BYTES = 4096
+_TAG_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,100}$")
+
+
+# --- inputs and results ---------------------------------------------------------------------
+@dataclass
+class SendRequest:
+    """One message as the HTTP API describes it (see docs/sending.md). Attachment contents
+    are already base64-decoded."""
+
+    from_: str
+    to: list = field(default_factory=list)
+    subject: str | None = None
+    html_body: str | None = None
+    text_body: str | None = None
+    template_id: str | None = None
+    template_variables: dict | None = None
+    use_master_template: bool = False
+    attachments: list = field(default_factory=list)  # [mime.Attachment]
+    cc: list = field(default_factory=list)
+    bcc: list = field(default_factory=list)
+    reply_to: list = field(default_factory=list)
+    headers: dict = field(default_factory=dict)
+    tags: list = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class SubmitResult:
+    """`response` is the API response body ({"data": ..., "message": ...}); `message` and
+    `recipients` are None when an idempotent request was replayed."""
+
+    response: dict
+    message: Message | None = None
+    recipients: list | None = None
+    replayed: bool = False
+
+    @property
+    def queued(self):
+        return sum(1 for r in self.response["data"]["recipients"] if r["status"] == Recipient.Status.QUEUED)
+
+    @property
+    def suppressed(self):
+        return [r["email"] for r in self.response["data"]["recipients"] if r["status"] == Recipient.Status.SUPPRESSED]
+
+
+@dataclass
+class Envelope:
+    email: str
+    kind: str
+    display: Address | None = None
+
+
+@dataclass
+class Prepared:
+    """A message that passed the checks and is ready to store."""
+
+    source: str
+    message_id: str
+    sender: Address
+    subject: str
+    to: list
+    cc: list
+    recipients: list  # [Envelope], de-duplicated
+    raw: bytes
+    has_attachments: bool
+    tags: list
+    metadata: dict
+    template_ref: str = ""
+    header_message_id: str = ""
+    domain: object = None
+    accepted: list = field(default_factory=list)
+    suppressed: list = field(default_factory=list)
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "IDEMPOTENCY_KEY_REUSED"
+    default_message = "This Idempotency-Key was used with a different request body."
+
+
+# --- the checks (one place for every interface) ------------------------------------------
+class Lookups:
+    """Caches the two lookups the checks make, so send-bulk resolves each sender domain once
+    and looks up the suppressions of all its recipients in one query."""
+
+    def __init__(self, tenant):
+        self.tenant = tenant
+        self._domains = {}
+        self._suppressed = None
+
+    def domain_for(self, address):
+        from domains.selectors import sending_domain_for
+
+        key = domain_of(address)
+        if key not in self._domains:
+            self._domains[key] = sending_domain_for(tenant=self.tenant, address=address)
+        return self._domains[key]
+
+    def preload_suppressions(self, emails):
+        self._suppressed = suppressed_among(tenant=self.tenant, emails=emails)
+
+    def suppressed(self, emails):
+        if self._suppressed is not None:
+            return {e for e in emails if e.lower() in self._suppressed}
+        found = suppressed_among(tenant=self.tenant, emails=emails)
+        return {e for e in emails if e.lower() in found}
+
+
+def check_tenant_active(tenant):
+    if not tenant.is_active:
+        raise TenantNotActive(f"Tenant is {tenant.status}.")
+
+
+def check_recipient_count(count):
+    if count == 0:
+        raise ValidationFailed("At least one recipient is required.", details={"to": ["at least one recipient is required"]})
+    if count > settings.DISPATCH_MAX_RECIPIENTS:
+        raise TooManyRecipients(
+            f"At most {settings.DISPATCH_MAX_RECIPIENTS} recipients per message (to + cc + bcc); got {count}."
+        )
+
+
+def check_submission(*, tenant, prepared: Prepared, lookups: Lookups, envelope_from=None):
+    """Every rule a submission must pass, in one place. Fills prepared.domain, .accepted and
+    .suppressed. Address syntax is checked where addresses are parsed, by
+    sending.addresses.normalize_address (the one syntax rule)."""
+    check_tenant_active(tenant)
+    check_recipient_count(len(prepared.recipients))
+    domain = lookups.domain_for(prepared.sender.addr_spec)
+    if domain is None:
+        raise DomainNotVerified(
+            f"{prepared.sender.domain} is not a verified sending domain of this tenant.",
+            details={"from": ["not on a verified domain of this tenant"]},
+        )
+    if envelope_from is not None and domain_of(envelope_from) != prepared.sender.domain:
+        if lookups.domain_for(envelope_from) is None:
+            raise DomainNotVerified(f"MAIL FROM {envelope_from} is not on a verified sending domain of this tenant.")
+    if len(prepared.raw) > settings.DISPATCH_MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(
+            f"The message is {len(prepared.raw)} bytes; the limit is {settings.DISPATCH_MAX_MESSAGE_BYTES} bytes."
+        )
+    suppressed = lookups.suppressed([r.email for r in prepared.recipients])
+    prepared.domain = domain
+    prepared.accepted = [r for r in prepared.recipients if r.email not in suppressed]
+    prepared.suppressed = [r for r in prepared.recipients if r.email in suppressed]
+    if not prepared.accepted:
+        raise RecipientSuppressed(
+            "All recipients are on the suppression list.", details={"suppressed": [r.email for r in prepared.suppressed]}
+        )
+
+
+def check_quota_and_rate(tenant, recipient_count):
+    """Monthly quota (exact, in the submission transaction) and per-minute rate limit."""
+    from tenants import limits
+
+    limits.reserve(tenant=tenant, count=recipient_count)
+
+
+# --- HTTP -------------------------------------------------------------------------------------
+def _envelope(values, kind, field_name, seen, out):
+    displays = []
+    for value in values:
+        mailbox = parse_mailbox(value, field=field_name)
+        displays.append(mailbox)
+        key = mailbox.addr_spec.lower()
+        if key not in seen:
+            seen.add(key)
+            out.append(Envelope(email=mailbox.addr_spec, kind=kind, display=mailbox))
+    return displays
+
+
+def validate_tags(tags):
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        raise ValidationFailed(f"tags: a list of at most {MAX_TAGS} strings", details={"tags": [f"at most {MAX_TAGS} strings"]})
+    for tag in tags:
+        if not isinstance(tag, str) or not _TAG_RE.match(tag):
+            raise ValidationFailed(
+                f"tags: each tag is 1 to {MAX_TAG_LENGTH} characters without control characters",
+                details={"tags": ["invalid tag"]},
+            )
+    return list(dict.fromkeys(tags))
+
+
+def validate_metadata(metadata):
+    if not isinstance(metadata, dict):
+        raise ValidationFailed("metadata: must be an object", details={"metadata": ["must be an object"]})
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise ValidationFailed(f"metadata: at most {MAX_METADATA_KEYS} keys", details={"metadata": ["too many keys"]})
+    for key, value in metadata.items():
+        if not isinstance(value, (str, int, float, bool)) and value is not None:
+            raise ValidationFailed(
+                "metadata: values must be strings, numbers, booleans or null",
+                details={"metadata": [f"{key}: nested values are not allowed"]},
+            )
+    if len(json.dumps(metadata, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+        raise ValidationFailed(f"metadata: at most {MAX_METADATA_BYTES} bytes as JSON", details={"metadata": ["too large"]})
+    return metadata
+
+
+def prepare_api_message(*, tenant, request: SendRequest, lookups: Lookups) -> Prepared:
+    """Validate, render and build one HTTP message, then run the checks."""
+    check_tenant_active(tenant)
+    sender = parse_mailbox(request.from_, field="from")
+    for name in ("to", "cc", "bcc"):
+        if not isinstance(getattr(request, name), list):
+            raise ValidationFailed(f"{name}: must be a list of addresses", details={name: ["must be a list"]})
+    check_recipient_count(len(request.to) + len(request.cc) + len(request.bcc))
+    if not request.to:
+        raise ValidationFailed("to: at least one recipient is required", details={"to": ["at least one recipient is required"]})
+    seen, recipients = set(), []
+    to = _envelope(request.to, Recipient.Kind.TO, "to", seen, recipients)
+    cc = _envelope(request.cc, Recipient.Kind.CC, "cc", seen, recipients)
+    _envelope(request.bcc, Recipient.Kind.BCC, "bcc", seen, recipients)
+    reply_to = [parse_mailbox(value, field="reply_to") for value in request.reply_to]
+    headers = mime.validate_custom_headers(request.headers)
+    tags = validate_tags(request.tags)
+    metadata = validate_metadata(request.metadata)
+    for index, attachment in enumerate(request.attachments):
+        mime.validate_attachment(
+            filename=attachment.filename, content_type=attachment.content_type,
+            content_id=attachment.content_id, inline=attachment.inline, index=index,
+        )
+    attached = sum(len(a.content) for a in request.attachments)
+    if attached > settings.DISPATCH_MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(f"Attachments total {attached} bytes; the limit is {settings.DISPATCH_MAX_MESSAGE_BYTES} bytes.")
+
+    subject, html, text = request.subject, request.html_body, request.text_body
+    if subject is not None:
+        mime.check_header_text(subject, "subject")  # refused, not folded away by rendering
+    if request.template_id is not None or request.use_master_template:
+        from templates_app.services import render_for_send
+
+        rendered = render_for_send(
+            tenant=tenant, template_ref=request.template_id, subject=subject, html_body=html, text_body=text,
+            variables=request.template_variables or {}, use_master_template=request.use_master_template,
+        )
+        subject, html, text = rendered.subject, rendered.html, rendered.text
+    if not subject:
+        raise ValidationFailed("subject is required", details={"subject": ["required"]})
+    mime.check_header_text(subject, "subject")
+    if len(subject) > 998:
+        raise ValidationFailed("subject: at most 998 characters", details={"subject": ["at most 998 characters"]})
+    if html is None and text is None:
+        raise ValidationFailed(
+            "html_body, text_body or template_id is required", details={"html_body": ["a body is required"]}
+        )
+
+    message_id = mime.new_message_id()
+    raw = mime.build_message(
+        sender=sender, to=to, cc=cc, reply_to=reply_to, subject=subject, html=html, text=text,
+        attachments=request.attachments, headers=headers, message_id=message_id,
+    )
+    prepared = Prepared(
+        source=Message.Source.API, message_id=message_id, sender=sender, subject=subject,
+        to=[a.addr_spec for a in to], cc=[a.addr_spec for a in cc], recipients=recipients, raw=raw,
+        has_attachments=bool(request.attachments), tags=tags, metadata=metadata,
+        template_ref=request.template_id or "",
+    )
+    check_submission(tenant=tenant, prepared=prepared, lookups=lookups)
+    return prepared
+
+
+def request_fingerprint(body) -> str:
+    """SHA-256 of the request body as canonical JSON (key order and spacing do not matter)."""
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()).hexdigest()
+
+
+def submit(*, tenant, request: SendRequest, credential=None, idempotency_key=None, request_hash=None) -> SubmitResult:
+    """Accept one message from the HTTP API. With an Idempotency-Key: the same key and body
+    within 24 h return the first response; another body raises IdempotencyKeyReused (409)."""
+    if idempotency_key:
+        replay = _idempotent_replay(tenant, idempotency_key, request_hash)
+        if replay is not None:
+            return replay
+    prepared = prepare_api_message(tenant=tenant, request=request, lookups=Lookups(tenant))
+    try:
+        return _store(tenant=tenant, items=[prepared], credential=credential,
+                      idempotency=(idempotency_key, request_hash) if idempotency_key else None)[0]
+    except _IdempotencyRace:
+        # A concurrent request with the same key committed first: answer with its response.
+        replay = _idempotent_replay(tenant, idempotency_key, request_hash)
+        if replay is None:
+            raise Conflict("A request with this Idempotency-Key is in progress; retry.", code="IDEMPOTENCY_IN_PROGRESS") from None
+        return replay
+
+
+def submit_many(*, tenant, requests, credential=None) -> list:
+    """Accept up to 100 messages: each goes through the same checks and fails on its own.
+    Returns, per input, a SubmitResult or the DispatchError that refused it. Accepted messages
+    are stored in one transaction."""
+    check_tenant_active(tenant)
+    lookups = Lookups(tenant)
+    lookups.preload_suppressions(_bulk_addresses(requests))
+    outcomes = []
+    for request in requests:
+        try:
+            outcomes.append(prepare_api_message(tenant=tenant, request=request, lookups=lookups))
+        except DispatchError as exc:
+            outcomes.append(exc)
+    prepared = [o for o in outcomes if isinstance(o, Prepared)]
+    if prepared:
+        stored = iter(_store(tenant=tenant, items=prepared, credential=credential))
+        outcomes = [next(stored) if isinstance(o, Prepared) else o for o in outcomes]
+    return outcomes
+
+
+def _bulk_addresses(requests):
+    emails = set()
+    for request in requests:
+        for name in ("to", "cc", "bcc"):
+            values = getattr(request, name)
+            if isinstance(values, list) and len(values) <= settings.DISPATCH_MAX_RECIPIENTS:
+                for value in values:
+                    if isinstance(value, str):
+                        try:
+                            emails.add(parse_mailbox(value).addr_spec)
+                        except InvalidAddress:
+                            pass
+    return emails
+
+
+# --- SMTP -------------------------------------------------------------------------------------
+_HEADER_PARSER = BytesHeaderParser(policy=email_policy.default)
+_ATTACHMENT_RE = re.compile(rb"(?im)^content-disposition:[ \t]*attachment")
+_STRIPPED_SMTP_HEADERS = (b"bcc", b"return-path")
+
+
+def submit_raw(*, tenant, mail_from, rcpt_tos, raw: bytes, credential=None) -> SubmitResult:
+    """Accept a message from the SMTP gateway, keeping the client's MIME as sent.
+
+    Rules: the header From (exactly one mailbox) and the envelope MAIL FROM must both be on
+    verified domains of the tenant; recipients are the RCPT TO addresses (those not in To/Cc
+    are Bcc); Message-ID and Date are added when missing; Bcc, Return-Path and the
+    X-Dispatch-* control headers (Tags, Metadata, Template, Template-Variables) are removed."""
+    check_tenant_active(tenant)
+    if b"\x00" in raw:
+        raise ValidationFailed("The message contains NUL bytes.")
+    raw = normalize_line_endings(raw)
+    if len(raw) > settings.DISPATCH_MAX_MESSAGE_BYTES:
+        raise MessageTooLarge(f"The message is {len(raw)} bytes; the limit is {settings.DISPATCH_MAX_MESSAGE_BYTES} bytes.")
+    if not mail_from:
+        raise InvalidAddress("A null reverse-path (MAIL FROM:<>) is not accepted for submission.")
+    envelope_from = normalize_address(mail_from, field="mail_from")
+    check_recipient_count(len(rcpt_tos))
+    headers = _HEADER_PARSER.parsebytes(raw)
+    sender = _single_from(headers)
+    to, cc = _header_addresses(headers, "To"), _header_addresses(headers, "Cc")
+    in_headers = {a.lower(): kind for kind, group in ((Recipient.Kind.CC, cc), (Recipient.Kind.TO, to)) for a in group}
+    seen, recipients = set(), []
+    for value in rcpt_tos:
+        email_address = normalize_address(value, field="rcpt_to")
+        if email_address.lower() not in seen:
+            seen.add(email_address.lower())
+            recipients.append(Envelope(email=email_address, kind=in_headers.get(email_address.lower(), Recipient.Kind.BCC)))
+
+    tags = _control_json(headers, "X-Dispatch-Tags", list, comma_list=True)
+    metadata = _control_json(headers, "X-Dispatch-Metadata", dict)
+    template_ref = str(headers.get("X-Dispatch-Template", "") or "").strip()
+    subject = str(headers.get("Subject", "") or "")
+    if template_ref:
+        variables = _control_json(headers, "X-Dispatch-Template-Variables", dict)
+        raw, subject = _apply_template(tenant=tenant, raw=raw, template_ref=template_ref, subject=subject, variables=variables)
+
+    raw = mime.strip_headers(raw, names=_STRIPPED_SMTP_HEADERS, prefixes=(mime.CONTROL_HEADER_PREFIX,))
+    message_id = mime.new_message_id()
+    header_message_id = str(headers.get("Message-ID", "") or "").strip().strip("<>")[:255]
+    added = b""
+    if not header_message_id:
+        added += f"Message-ID: <{message_id}>\r\n".encode()
+    if headers.get("Date") is None:
+        added += f"Date: {format_datetime(timezone.now())}\r\n".encode()
+    prepared = Prepared(
+        source=Message.Source.SMTP, message_id=message_id, sender=sender, subject=subject[:998], to=to, cc=cc,
+        recipients=recipients, raw=added + raw, has_attachments=bool(_ATTACHMENT_RE.search(raw)),
+        tags=validate_tags(tags or []), metadata=validate_metadata(metadata or {}), template_ref=template_ref[:200],
+        header_message_id=header_message_id if header_message_id != message_id else "",
+    )
+    check_submission(tenant=tenant, prepared=prepared, lookups=Lookups(tenant), envelope_from=envelope_from)
+    return _store(tenant=tenant, items=[prepared], credential=credential)[0]
+
+
+def _single_from(headers) -> Address:
+    values = headers.get_all("From") or []
+    if len(values) != 1:
+        raise InvalidAddress("The message must have exactly one From header.", details={"from": ["exactly one From header"]})
+    addresses = values[0].addresses
+    if len(addresses) != 1:
+        raise InvalidAddress("From must name exactly one mailbox.", details={"from": ["exactly one mailbox"]})
+    addr = normalize_address(addresses[0].addr_spec, field="from")
+    local, _, domain = addr.rpartition("@")
+    return Address(display_name=addresses[0].display_name or "", username=local, domain=domain)
+
+
+def _header_addresses(headers, name):
+    found = []
+    for value in headers.get_all(name) or []:
+        for address in getattr(value, "addresses", ()):
+            try:
+                found.append(normalize_address(address.addr_spec, field=name.lower()))
+            except InvalidAddress:
+                logger.info("ignoring unparsable %s address in SMTP message", name)
+    return found
+
+
+def _control_json(headers, name, kind, comma_list=False):
+    value = headers.get(name)
+    if value is None:
+        return None
+    text = str(value).strip()
+    if comma_list and not text.startswith("["):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        raise ValidationFailed(f"{name}: not valid JSON") from None
+    if not isinstance(parsed, kind):
+        raise ValidationFailed(f"{name}: must be a JSON {'array' if kind is list else 'object'}")
+    return parsed
+
+
+def _apply_template(*, tenant, raw, template_ref, subject, variables):
+    """Replace the client's body (and Subject) with the rendered template, keeping the
+    client's other headers."""
+    from templates_app.services import render_for_send
+
+    rendered = render_for_send(tenant=tenant, template_ref=template_ref, subject=subject or None, variables=variables or {})
+    body = mime.EmailMessage(policy=mime.POLICY)
+    if rendered.text is not None and rendered.html is not None:
+        body.set_content(rendered.text)
+        body.add_alternative(rendered.html, subtype="html")
+    elif rendered.html is not None:
+        body.set_content(rendered.html, subtype="html")
+    else:
+        body.set_content(rendered.text or "")
+    body_fields, body_rest = mime.split_head(body.as_bytes(policy=mime.POLICY))
+    fields, _ = mime.split_head(raw)
+    kept = [f for f in fields if mime.field_name(f) not in (b"subject", b"mime-version") and not mime.field_name(f).startswith(b"content-")]
+    new_subject = rendered.subject or subject
+    mime.check_header_text(new_subject, "subject")
+    subject_field = mime.EmailMessage(policy=mime.POLICY)
+    subject_field["Subject"] = new_subject
+    return b"".join(kept) + subject_field.as_bytes(policy=mime.POLICY).rstrip(b"\r\n") + b"\r\n" + b"".join(body_fields) + body_rest, new_subject
+
+
+# --- storing ------------------------------------------------------------------------------------
+class _IdempotencyRace(Exception):
+    pass
+
+
+def _idempotent_replay(tenant, key, request_hash):
+    row = IdempotencyKey.objects.for_tenant(tenant).filter(key=key).first()
+    if row is None:
+        return None
+    if row.created_at < timezone.now() - IDEMPOTENCY_TTL:
+        IdempotencyKey.objects.filter(pk=row.pk, created_at=row.created_at).delete()
+        return None
+    if row.request_hash != request_hash:
+        raise IdempotencyKeyReused()
+    return SubmitResult(response=row.response, replayed=True)
+
+
+def _response(message, recipients):
+    queued = sum(1 for r in recipients if r.status == Recipient.Status.QUEUED)
+    return {
+        "data": {
+            "id": str(message.id),
+            "message_id": message.message_id,
+            "recipients": [{"email": r.email, "status": r.status} for r in recipients],
+        },
+        "message": f"{queued} email(s) queued for delivery",
+    }
+
+
+def _store(*, tenant, items, credential=None, idempotency=None) -> list:
+    """INSERT the messages and their recipients, reserve quota, record events, and enqueue
+    delivery once committed. Returns a SubmitResult, or the quota error, per item."""
+    now = timezone.now()
+    expires_at = now + timedelta(days=tenant.plan.log_retention_days)
+    rows = []
+    for prepared in items:
+        message = Message(
+            id=uuid.uuid4(), tenant=tenant, message_id=prepared.message_id, header_message_id=prepared.header_message_id,
+            source=prepared.source, credential=credential, from_address=prepared.sender.addr_spec,
+            from_header=str(prepared.sender)[:998], subject=prepared.subject, to_addresses=prepared.to,
+            cc_addresses=prepared.cc, bcc_count=sum(1 for r in prepared.recipients if r.kind == Recipient.Kind.BCC),
+            tags=prepared.tags, metadata=prepared.metadata, template_ref=prepared.template_ref,
+            body_size_bytes=len(prepared.raw), has_attachments=prepared.has_attachments,
+            queued_at=now, expires_at=expires_at,
+        )
+        message.body = crypto.encrypt(prepared.raw, message.body_associated_data)
+        suppressed = {r.email for r in prepared.suppressed}
+        recipients = [
+            Recipient(
+                tenant=tenant, message=message, email=r.email, domain=domain_of(r.email), kind=r.kind,
+                status=Recipient.Status.SUPPRESSED if r.email in suppressed else Recipient.Status.QUEUED,
+                next_attempt_at=now, enqueued_at=None if r.email in suppressed else now,
+            )
+            for r in prepared.recipients
+        ]
+        rows.append((message, recipients, len(prepared.accepted)))
+
+    results = []
+    with transaction.atomic():
+        if idempotency:
+            try:
+                with transaction.atomic():
+                    IdempotencyKey.objects.create(
+                        tenant=tenant, key=idempotency[0], request_hash=idempotency[1],
+                        response=_response(rows[0][0], rows[0][1]), status_code=200,
+                    )
+            except IntegrityError:
+                raise _IdempotencyRace() from None
+        accepted_rows = []
+        for message, recipients, count in rows:
+            try:
+                check_quota_and_rate(tenant, count)
+            except DispatchError as exc:  # in send-bulk, this message fails alone
+                if len(rows) == 1:
+                    raise
+                results.append(exc)
+                continue
+            accepted_rows.append((message, recipients))
+            results.append(None)
+        Message.objects.bulk_create([m for m, _ in accepted_rows])
+        all_recipients = Recipient.objects.bulk_create([r for _, rs in accepted_rows for r in rs])
+        for message, recipients in accepted_rows:
+            for recipient in recipients:
+                event = "sent" if recipient.status == Recipient.Status.QUEUED else "suppressed"
+                events.emit(event, recipient=recipient, message=message, tenant=tenant)
+        queued_ids = [r.id for r in all_recipients if r.status == Recipient.Status.QUEUED]
+        transaction.on_commit(lambda: enqueue_delivery(queued_ids))
+    accepted = iter(accepted_rows)
+    out = []
+    for outcome in results:
+        if outcome is None:
+            message, recipients = next(accepted)
+            out.append(SubmitResult(response=_response(message, recipients), message=message, recipients=recipients))
+        else:
+            out.append(outcome)
+    return out
+
+
+def enqueue_delivery(recipient_ids):
+    """Publish delivery tasks (IDs only). A broker outage is logged, not raised: the rows are
+    committed and the delivery sweeper picks up queued recipients that were never claimed."""
+    if not recipient_ids:
+        return
+    from dispatch_site.celery import app as celery_app
+
+    for start in range(0, len(recipient_ids), DELIVERY_TASK_CHUNK):
+        chunk = recipient_ids[start : start + DELIVERY_TASK_CHUNK]
+        try:
+            celery_app.send_task(DELIVERY_TASK, args=[chunk], queue="delivery", retry=False)
+        except Exception:  # noqa: BLE001 - any broker failure: the sweeper recovers
+            logger.warning("could not enqueue delivery of %d recipient(s); the sweeper will", len(chunk), exc_info=True)
+
+
+# --- after submission -------------------------------------------------------------------------
+_ACTIVE = {Recipient.Status.QUEUED, Recipient.Status.SENDING, Recipient.Status.DEFERRED}
+
+
+def aggregate_status(counts: dict) -> str:
+    """The message status from its recipients' status counts."""
+    active = {s: n for s, n in counts.items() if s in _ACTIVE and n}
+    if active:
+        if set(active) == {Recipient.Status.QUEUED} and not any(
+            counts.get(s) for s in (Recipient.Status.DELIVERED, Recipient.Status.BOUNCED, Recipient.Status.FAILED)
+        ):
+            return Message.Status.QUEUED
+        if Recipient.Status.DEFERRED in active and Recipient.Status.SENDING not in active:
+            return Message.Status.DEFERRED
+        return Message.Status.SENDING
+    delivered = counts.get(Recipient.Status.DELIVERED, 0)
+    bounced = counts.get(Recipient.Status.BOUNCED, 0)
+    failed = counts.get(Recipient.Status.FAILED, 0)
+    if delivered + bounced + failed == 0:
+        return Message.Status.SUPPRESSED
+    if delivered and not (bounced or failed):
+        return Message.Status.DELIVERED
+    if delivered:
+        return Message.Status.PARTIALLY_DELIVERED
+    return Message.Status.BOUNCED if bounced else Message.Status.FAILED
+
+
+def message_refresh_status(*, message_id) -> str:
+    """Recompute Message.status / bounce_type / delivered_at / bounced_at from its recipients.
+    Call after changing recipient rows (in or out of a transaction); the message row lock
+    serialises concurrent refreshes of the same message."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().only("id", "status").filter(pk=message_id).first()
+        if message is None:
+            return None
+        rows = (
+            Recipient.objects.filter(message_id=message_id)
+            .values("status", "bounce_type")
+            .annotate(n=Count("id"), delivered=Max("delivered_at"), bounced=Max("bounced_at"))
+        )
+        counts, bounce_types, delivered_at, bounced_at = {}, set(), None, None
+        for row in rows:
+            counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
+            if row["bounce_type"]:
+                bounce_types.add(row["bounce_type"])
+            delivered_at = max(filter(None, [delivered_at, row["delivered"]]), default=None)
+            bounced_at = max(filter(None, [bounced_at, row["bounced"]]), default=None)
+        status = aggregate_status(counts)
+        bounce_type = "hard" if "hard" in bounce_types else ("soft" if "soft" in bounce_types else None)
+        Message.objects.filter(pk=message_id).update(
+            status=status, bounce_type=bounce_type, delivered_at=delivered_at, bounced_at=bounced_at
+        )
+    return status
+
+
+def message_erase_body(*, tenant, message_id):
+    """DELETE .../emails/{id}: the body (content, attachments, and the signed copies kept in
+    capture mode) is destroyed; the row keeps its metadata (addresses, subject, status,
+    timestamps, per-recipient results) for accounting until it expires with the plan's log
+    retention."""
+    from dispatch_site.errors import NotFound
+
+    with transaction.atomic():
+        updated = Message.objects.for_tenant(tenant).filter(pk=message_id).update(body=None, body_erased_at=timezone.now())
+        if not updated:
+            raise NotFound("Email not found.", code="EMAIL_NOT_FOUND")
+        Recipient.objects.filter(tenant=tenant, message_id=message_id).update(captured_message=None)

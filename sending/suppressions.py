@@ -1,0 +1,50 @@
+"""The per-tenant suppression list. Addresses are stored lower-case (ASCII domain), so the
+list is case-insensitive and unique per tenant + address."""
+from django.db import IntegrityError, transaction
+
+from dispatch_site.errors import NotFound
+
+from .addresses import normalize_address
+from .models import Suppression
+
+
+def suppression_key(email: str) -> str:
+    """The stored form of an address: validated, domain in ASCII, everything lower-case."""
+    return normalize_address(email).lower()
+
+
+def suppressed_among(*, tenant, emails) -> set:
+    """The lower-case addresses among `emails` that are suppressed for `tenant` (one query)."""
+    keys = {e.lower() for e in emails}
+    if not keys:
+        return set()
+    return set(Suppression.objects.for_tenant(tenant).filter(email__in=keys).values_list("email", flat=True))
+
+
+def is_suppressed(*, tenant, email) -> bool:
+    return Suppression.objects.for_tenant(tenant).filter(email=email.lower()).exists()
+
+
+def suppression_add(*, tenant, email, reason="", source=Suppression.Source.MANUAL, bounce_class="",
+                    feedback_type="", source_message=None):
+    """Add `email` to the list. Returns (suppression, created): an address already on the list
+    is left as it is (the first reason and source are kept), which makes automatic sources
+    (bounces, complaints, unsubscribes) idempotent."""
+    key = suppression_key(email)
+    existing = Suppression.objects.for_tenant(tenant).filter(email=key).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            return Suppression.objects.create(
+                tenant=tenant, email=key, reason=(reason or "")[:1000], source=source, bounce_class=bounce_class,
+                feedback_type=feedback_type, source_message=source_message,
+            ), True
+    except IntegrityError:
+        return Suppression.objects.for_tenant(tenant).get(email=key), False
+
+
+def suppression_remove(*, tenant, suppression_id):
+    deleted, _ = Suppression.objects.for_tenant(tenant).filter(pk=suppression_id).delete()
+    if not deleted:
+        raise NotFound("Suppression not found.", code="SUPPRESSION_NOT_FOUND")

@@ -1,0 +1,165 @@
+"""Per-tenant, per-minute rate limit on accepted recipients (plan.rate_limit_per_minute),
+shared by every web and SMTP process through Redis.
+
+Fixed one-minute windows aligned to the clock (key per tenant and window start). A Lua script
+reads the window's count and adds the message's recipients only when they fit, in one atomic
+step: concurrent submissions can never overshoot, and a refused message uses up nothing. The
+price of fixed windows is a possible burst of up to twice the limit across a window boundary;
+in exchange the RateLimit-Reset / Retry-After values are exact.
+
+Redis trouble never stops sending: the limiter fails open (a warning is logged, the monthly
+quota is still enforced by the database) and leaves Redis alone for a few seconds, so a dead
+Redis costs one short timeout, not one per message.
+"""
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from dispatch_site.errors import RateLimited
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 60
+KEY_PREFIX = "dispatch:ratelimit"
+REDIS_RETRY_AFTER = 5.0  # seconds Redis is left alone after a failure
+
+# KEYS[1] window key; ARGV: count, limit, ttl. Returns {admitted (0/1), used after the call}.
+_HIT = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+local count = tonumber(ARGV[1])
+if used + count > tonumber(ARGV[2]) then
+  return {0, used}
+end
+used = redis.call('INCRBY', KEYS[1], count)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return {1, used}
+"""
+
+
+@dataclass(frozen=True)
+class RateState:
+    limit: int
+    used: int
+    reset: int  # seconds until the window ends
+    key: str
+
+    @property
+    def remaining(self) -> int:
+        return max(self.limit - self.used, 0)
+
+    def headers(self) -> dict:
+        return {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset),
+        }
+
+
+class _Redis:
+    """One client per URL per process, with a short socket timeout and a back-off after errors."""
+
+    def __init__(self):
+        self._clients = {}
+        self._down_until = 0.0
+
+    def client(self):
+        url = settings.REDIS_URL
+        if not url or time.monotonic() < self._down_until:
+            return None
+        if url not in self._clients:
+            import redis
+
+            timeout = settings.DISPATCH_RATE_LIMIT_REDIS_TIMEOUT
+            client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            self._clients[url] = (client, client.register_script(_HIT))
+        return self._clients[url]
+
+    def failed(self, exc):
+        if time.monotonic() >= self._down_until:
+            log.warning("rate limiter: Redis unavailable (%s); failing open for %.0f s", exc, REDIS_RETRY_AFTER)
+        self._down_until = time.monotonic() + REDIS_RETRY_AFTER
+
+    def reset(self):
+        """Forget clients and back-off (tests, and after settings change)."""
+        self._clients.clear()
+        self._down_until = 0.0
+
+
+_redis = _Redis()
+
+
+def _window(tenant, now):
+    start = int(now // WINDOW_SECONDS) * WINDOW_SECONDS
+    reset = max(math.ceil(start + WINDOW_SECONDS - now), 1)
+    # The {tenant} hash tag keeps a tenant's keys in one Redis Cluster slot.
+    return f"{KEY_PREFIX}:{{{tenant.pk}}}:{start}", reset
+
+
+def hit(*, tenant, count: int, now: float | None = None) -> RateState | None:
+    """Count `count` recipients in this minute's window, or raise RateLimited (429 with
+    Retry-After; SMTP 451 4.7.1). Returns the window state, or None when Redis is unavailable
+    (fail open)."""
+    limit = tenant.plan.rate_limit_per_minute
+    key, reset = _window(tenant, time.time() if now is None else now)
+    found = _redis.client()
+    if found is None:
+        return None
+    client, script = found
+    from redis.exceptions import RedisError
+
+    try:
+        admitted, used = script(keys=[key], args=[count, limit, WINDOW_SECONDS * 2], client=client)
+    except (RedisError, OSError) as exc:
+        _redis.failed(exc)
+        return None
+    state = RateState(limit=limit, used=int(used), reset=reset, key=key)
+    if not admitted:
+        if count > limit:
+            message = f"This message has {count} recipients; your plan accepts {limit} per minute."
+        else:
+            message = f"Rate limit of {limit} recipients per minute exceeded; retry in {reset} s."
+        error = RateLimited(message, retry_after=reset)
+        error.rate_state = state
+        raise error
+    return state
+
+
+def refund(state: RateState | None, count: int) -> None:
+    """Give back recipients counted by `hit` for a message that was refused afterwards
+    (e.g. by the monthly quota)."""
+    if state is None or count <= 0:
+        return
+    found = _redis.client()
+    if found is None:
+        return
+    from redis.exceptions import RedisError
+
+    try:
+        found[0].decrby(state.key, count)
+    except (RedisError, OSError) as exc:
+        _redis.failed(exc)
+
+
+def peek(*, tenant, now: float | None = None) -> RateState | None:
+    """This minute's window without counting anything; None when Redis is unavailable."""
+    key, reset = _window(tenant, time.time() if now is None else now)
+    found = _redis.client()
+    if found is None:
+        return None
+    from redis.exceptions import RedisError
+
+    try:
+        used = int(found[0].get(key) or 0)
+    except (RedisError, OSError) as exc:
+        _redis.failed(exc)
+        return None
+    return RateState(limit=tenant.plan.rate_limit_per_minute, used=used, reset=reset, key=key)
+
+
+def response_headers(*, tenant) -> dict:
+    """RateLimit-Limit / -Remaining / -Reset for a send response; empty when Redis is unavailable."""
+    state = peek(tenant=tenant)
+    return state.headers() if state else {}

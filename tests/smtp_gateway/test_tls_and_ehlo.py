@@ -1,0 +1,107 @@
+import os
+import smtplib
+import ssl
+import stat
+
+import pytest
+
+from smtp_gateway.tls import ensure_certificate, server_context
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def features(reply):
+    return [line[4:] for line in reply.split("\r\n")[1:]]
+
+
+def test_ehlo_before_tls_offers_starttls_and_no_auth(raw_session, settings):
+    session = raw_session(tls=False)
+    assert session.greeting.startswith(f"220 {settings.DISPATCH_HOSTNAME} ")
+    offered = features(session.command("EHLO client.test"))
+    assert "STARTTLS" in offered
+    assert not any(f.startswith("AUTH") for f in offered)
+    for extension in (f"SIZE {settings.DISPATCH_MAX_MESSAGE_BYTES}", "8BITMIME", "SMTPUTF8", "PIPELINING",
+                      "ENHANCEDSTATUSCODES"):
+        assert extension in offered
+
+
+def test_ehlo_after_starttls_offers_auth_plain_login_and_no_starttls(raw_session, client_tls):
+    session = raw_session(tls=False)
+    session.command("EHLO client.test")
+    session.starttls(client_tls)
+    offered = features(session.command("EHLO client.test"))
+    assert "AUTH PLAIN LOGIN" in offered
+    assert "STARTTLS" not in offered
+
+
+def test_implicit_tls_port_offers_auth_and_no_starttls(gateway, client_tls):
+    with smtplib.SMTP_SSL("127.0.0.1", gateway.tls_port, context=client_tls, timeout=10) as client:
+        client.ehlo("client.test")
+        assert client.has_extn("auth") and client.esmtp_features["auth"].split() == ["PLAIN", "LOGIN"]
+        assert not client.has_extn("starttls")
+
+
+def test_size_is_the_configured_limit(start_gateway, smtp_starttls, client_tls):
+    gateway = start_gateway(max_message_bytes=12345)
+    with smtplib.SMTP("127.0.0.1", gateway.starttls_port, timeout=10) as client:
+        client.ehlo("client.test")
+        assert client.esmtp_features["size"] == "12345"
+
+
+def test_second_starttls_inside_tls_answers_554(raw_session, client_tls):
+    session = raw_session(tls=False)
+    session.command("EHLO client.test")
+    session.starttls(client_tls)
+    session.command("EHLO client.test")
+    assert session.command("STARTTLS").startswith("554 5.5.1")
+    assert session.command("NOOP").startswith("250")  # the session goes on, still encrypted
+
+
+def test_starttls_on_the_implicit_tls_port_answers_554(raw_session):
+    session = raw_session(tls=True)
+    assert session.command("STARTTLS").startswith("554 5.5.1")
+
+
+def test_commands_pipelined_behind_starttls_are_discarded(raw_session, client_tls):
+    """CVE-2011-0411 class: plaintext injected after STARTTLS must never run inside TLS."""
+    session = raw_session(tls=False)
+    session.command("EHLO client.test")
+    session.send(b"STARTTLS\r\nQUIT\r\n")
+    assert session.reply().startswith("220")
+    session.sock = client_tls.wrap_socket(session.sock, server_hostname="127.0.0.1")
+    assert session.command("NOOP").startswith("250 2.0.0")  # not 221: the QUIT was dropped
+    assert session.command("EHLO client.test").startswith("250")
+
+
+def test_starttls_forgets_the_plaintext_ehlo(raw_session, client_tls):
+    session = raw_session(tls=False)
+    session.command("EHLO client.test")
+    session.starttls(client_tls)
+    assert session.command("MAIL FROM:<a@example.com>").startswith("503 5.5.1")
+
+
+def test_replies_carry_enhanced_status_codes(raw_session):
+    session = raw_session(tls=True)
+    assert session.command("NOOP") == "250 2.0.0 OK"
+    assert session.command("RSET") == "250 2.0.0 OK"
+    assert session.command("VRFY postmaster").startswith("502 5.5.1")
+    assert session.command("BOGUS").startswith("500 5.5.2")
+    assert session.command("QUIT").startswith("221 2.0.0")
+
+
+def test_development_certificate_is_generated_once_with_a_private_key(tmp_path):
+    cert, key = tmp_path / "tls" / "cert.pem", tmp_path / "tls" / "key.pem"
+    assert ensure_certificate(cert, key, hostname="mail.example.test") is True
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    first = cert.read_bytes()
+    assert ensure_certificate(cert, key, hostname="mail.example.test") is False
+    assert cert.read_bytes() == first
+    assert isinstance(server_context(cert, key), ssl.SSLContext)
+
+
+def test_half_a_certificate_pair_is_an_error_not_overwritten(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("operator's certificate")
+    with pytest.raises(FileNotFoundError):
+        ensure_certificate(cert, tmp_path / "key.pem", hostname="mail.example.test")
+    assert cert.read_text() == "operator's certificate"
