@@ -101,3 +101,30 @@ class Domain(TenantOwnedModel):
     @property
     def return_path_verified(self):
         return self.record_status("return_path") == "verified"
+
+
+class DnsProvider(models.Model):
+    """A DNS hosting account a user connected for automatic DNS setup. Belongs to the user (not a
+    tenant): usable for the domains of every tenant they own. Credentials are stored encrypted."""
+
+    class Provider(models.TextChoices):
+        CLOUDFLARE = "cloudflare", "Cloudflare"
+        ROUTE53 = "route53", "Amazon Route 53"
+        GCP = "gcp", "Google Cloud DNS"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey("tenants.User", on_delete=models.CASCADE, related_name="dns_providers")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    label = models.CharField(max_length=200)
+    credentials_encrypted = models.BinaryField(help_text="JSON, AES-GCM encrypted (dnsprovider:<owner>:<id>).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self):
+        return f"{self.label} ({self.get_provider_display()})"
+
+    @property
+    def credentials_associated_data(self):
+        return f"dnsprovider:{self.owner_id}:{self.id}"

@@ -2,11 +2,12 @@
 anything else 404), the tenant side navigation, and showing service errors in words."""
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.urls import NoReverseMatch, reverse
 from django.views import View
 
-from dispatch_site.errors import DispatchError
+from dispatch_site.errors import DispatchError, NotFound
 from tenants.models import Tenant
 
 TENANT_NAV = [
@@ -54,3 +55,17 @@ def run_service(request, func, *args, success=None, **kwargs):
     if success:
         messages.success(request, success)
     return result if result is not None else True
+
+
+def object_or_404(selector, **kwargs):
+    """Load the object named in the URL through its app's selector; NotFound (another tenant's
+    object, or none) becomes the portal's 404 page."""
+    try:
+        return selector(**kwargs)
+    except NotFound:
+        raise Http404("Not found") from None
+
+
+def page_of(request, queryset, per_page=50):
+    """One page of `queryset` (?page=N; out-of-range numbers give the last page)."""
+    return Paginator(queryset, per_page).get_page(request.GET.get("page"))

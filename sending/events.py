@@ -40,6 +40,29 @@ def emit(event, *, recipient, message=None, tenant=None, **details):
     return payload
 
 
+def emit_many(items, *, tenant):
+    """emit() for many recipients of one tenant at once (the submission path): items are
+    (event, recipient, message) tuples; the sinks get them in one call."""
+    records = []
+    for event, recipient, message in items:
+        if event not in EVENTS:
+            raise ValueError(f"unknown event {event!r}")
+        records.append((event, build_payload(event, recipient=recipient, message=message)))
+    if records:
+        _record_many(tenant=tenant, items=records)
+
+
+def _record_many(*, tenant, items):
+    from webhooks import services as webhooks
+
+    record_many = getattr(webhooks, "event_record_many", None)  # batch API requested from webhooks
+    if record_many is not None:
+        record_many(tenant=tenant, items=items)
+        return
+    for event, payload in items:
+        _record(tenant=tenant, event=event, payload=payload)
+
+
 def _record(*, tenant, event, payload):
     """Hands the event to its sinks: webhooks (and usage counting, wired by the usage issue)."""
     from webhooks.services import event_record

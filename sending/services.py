@@ -475,7 +475,7 @@ def _apply_template(*, tenant, raw, template_ref, subject, variables):
     from templates_app.services import render_for_send
 
     rendered = render_for_send(tenant=tenant, template_ref=template_ref, subject=subject or None, variables=variables or {})
-    body = mime.EmailMessage(policy=mime.POLICY)
+    body = mime.EmailMessage(policy=mime.MODERN_POLICY)
     if rendered.text is not None and rendered.html is not None:
         body.set_content(rendered.text)
         body.add_alternative(rendered.html, subtype="html")
@@ -483,14 +483,14 @@ def _apply_template(*, tenant, raw, template_ref, subject, variables):
         body.set_content(rendered.html, subtype="html")
     else:
         body.set_content(rendered.text or "")
-    body_fields, body_rest = mime.split_head(body.as_bytes(policy=mime.POLICY))
+    body_fields, body_rest = mime.split_head(body.as_bytes(policy=mime.MODERN_POLICY))
     fields, _ = mime.split_head(raw)
     kept = [f for f in fields if mime.field_name(f) not in (b"subject", b"mime-version") and not mime.field_name(f).startswith(b"content-")]
     new_subject = rendered.subject or subject
     mime.check_header_text(new_subject, "subject")
-    subject_field = mime.EmailMessage(policy=mime.POLICY)
+    subject_field = mime.EmailMessage(policy=mime.MODERN_POLICY)
     subject_field["Subject"] = new_subject
-    return b"".join(kept) + subject_field.as_bytes(policy=mime.POLICY).rstrip(b"\r\n") + b"\r\n" + b"".join(body_fields) + body_rest, new_subject
+    return b"".join(kept) + subject_field.as_bytes(policy=mime.MODERN_POLICY).rstrip(b"\r\n") + b"\r\n" + b"".join(body_fields) + body_rest, new_subject
 
 
 # --- storing ------------------------------------------------------------------------------------
@@ -550,7 +550,6 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
         ]
         rows.append((message, recipients, len(prepared.accepted)))
 
-    results = []
     with transaction.atomic():
         if idempotency:
             try:
@@ -561,23 +560,18 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
                     )
             except IntegrityError:
                 raise _IdempotencyRace() from None
-        accepted_rows = []
-        for message, recipients, count in rows:
-            try:
-                check_quota_and_rate(tenant, count)
-            except DispatchError as exc:  # in send-bulk, this message fails alone
-                if len(rows) == 1:
-                    raise
-                results.append(exc)
-                continue
-            accepted_rows.append((message, recipients))
-            results.append(None)
+        results = _reserve(tenant, [count for _, _, count in rows])
+        accepted_rows = [(m, rs) for (m, rs, _), outcome in zip(rows, results) if outcome is None]
         Message.objects.bulk_create([m for m, _ in accepted_rows])
         all_recipients = Recipient.objects.bulk_create([r for _, rs in accepted_rows for r in rs])
-        for message, recipients in accepted_rows:
-            for recipient in recipients:
-                event = "sent" if recipient.status == Recipient.Status.QUEUED else "suppressed"
-                events.emit(event, recipient=recipient, message=message, tenant=tenant)
+        events.emit_many(
+            [
+                ("sent" if r.status == Recipient.Status.QUEUED else "suppressed", r, message)
+                for message, recipients in accepted_rows
+                for r in recipients
+            ],
+            tenant=tenant,
+        )
         queued_ids = [r.id for r in all_recipients if r.status == Recipient.Status.QUEUED]
         transaction.on_commit(lambda: enqueue_delivery(queued_ids))
     accepted = iter(accepted_rows)
@@ -589,6 +583,28 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
         else:
             out.append(outcome)
     return out
+
+
+def _reserve(tenant, counts):
+    """Quota for each message: None (reserved) or the error that refuses it. A single message
+    raises. Many messages try one reservation for all first (one UPDATE), and only when that is
+    refused go message by message, so the ones that still fit are sent."""
+    if len(counts) == 1:
+        check_quota_and_rate(tenant, counts[0])
+        return [None]
+    try:
+        check_quota_and_rate(tenant, sum(counts))
+        return [None] * len(counts)
+    except DispatchError:
+        pass
+    outcomes = []
+    for count in counts:
+        try:
+            check_quota_and_rate(tenant, count)
+            outcomes.append(None)
+        except DispatchError as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def enqueue_delivery(recipient_ids):

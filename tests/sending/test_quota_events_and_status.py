@@ -101,7 +101,9 @@ def test_a_rejected_submission_gives_its_reservation_back(api, send_url, verifie
 # --- events ---------------------------------------------------------------------------------------
 def test_each_queued_recipient_emits_sent_with_the_webhook_payload(api, send_url, verified_domain, tenant, monkeypatch):
     recorded = []
-    monkeypatch.setattr(events, "_record", lambda **kw: recorded.append(kw))
+    monkeypatch.setattr(events, "_record_many", lambda *, tenant, items: recorded.extend(
+        {"tenant": tenant, "event": event, "payload": payload} for event, payload in items
+    ))
     Suppression.objects.create(tenant=tenant, email="gone@example.org")
     response = api.post(send_url, message_payload(to=["a@example.org", "gone@example.org"], tags=["t1"], metadata={"k": 1}), format="json")
     data = response.json()["data"]
