@@ -158,8 +158,11 @@ def make_tls_pair():
 
 
 def manage(env, *args, stdin=None):
-    return subprocess.run([str(VENV_BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, input=stdin,
-                          capture_output=True, text=True, check=True).stdout
+    done = subprocess.run([str(VENV_BIN / "python"), "manage.py", *args], cwd=ROOT, env=env, input=stdin,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"manage.py {args[0]} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
 
 
 SEED = """
@@ -171,23 +174,25 @@ from domains import services as ds
 plan, _ = Plan.objects.update_or_create(slug="bench", defaults=dict(
     name="Bench", monthly_quota=2_000_000_000, rate_limit_per_minute=100_000_000, log_retention_days=1,
     overage_allowed=True, is_public=False))
+ts.plans_seed()
 user = ts.user_register(email="bench@bench.test", password="bench-password-long-enough")
 tenant = ts.tenant_create(owner=user, name="Bench", plan="starter")
 tenant.plan = plan
 tenant.save()
 domain = ds.domain_create(tenant=tenant, name="%(domain)s")
 cred, password = ts.credential_create(tenant=tenant, label="bench")
-from domains.records import dns_records_for
+from domains.records import expected_records
+records = [{"host": r.host, "record_type": r.record_type, "value": r.value} for r in expected_records(domain)]
 print("BENCH " + json.dumps({"tenant": str(tenant.id), "domain": str(domain.id), "username": ts.credential_username(cred),
-    "password": password, "records": dns_records_for(domain)}))
+    "password": password, "records": records}))
 """
 
 VERIFY = """
 from tenants.models import Tenant
 from domains import services as ds
 tenant = Tenant.objects.get(pk="%(tenant)s")
-result = ds.domain_verify(tenant=tenant, domain_id="%(domain)s")
-print("VERIFIED", result["verified"] if isinstance(result, dict) else result)
+domain, checks = ds.domain_verify(tenant=tenant, domain_id="%(domain)s")
+print("VERIFIED", domain.status == "verified")
 """
 
 

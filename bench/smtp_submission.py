@@ -4,7 +4,9 @@ messages to `manage.py smtp_gateway` (started here on free loopback ports) for a
     DATABASE_URL=... REDIS_URL=... .venv/bin/python bench/smtp_submission.py --processes 2
 
 Prints accepted messages per second (250 after DATA). Uses the configured database: it
-creates its own tenant, credential and verified domain there, and stops by itself."""
+creates its own tenant, credential and verified domain there, and stops by itself.
+`--sink` measures the protocol alone: the gateway answers 250 without calling `sending`
+(AUTH is still real), which shows how much of the time is SMTP and TLS."""
 import argparse
 import asyncio
 import os
@@ -91,6 +93,30 @@ async def load(port, tls, username, password, *, clients, seconds, warmup, size)
     return counts[0], errors
 
 
+def serve_sink(port, processes, threads):
+    """The gateway with `sending` cut out: sender, recipients and DATA are accepted at once."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dispatch_site.settings")
+    import django
+
+    django.setup()
+    from smtp_gateway.handlers import SubmissionHandler
+    from smtp_gateway.server import GatewayConfig, Listener, run_process, run_supervisor
+
+    async def accept(*args):
+        return None
+
+    async def deliver(*args):
+        return "250 2.0.0 OK (sink)"
+
+    SubmissionHandler.check_sender = SubmissionHandler.check_recipient = accept
+    SubmissionHandler.deliver = deliver
+    config = GatewayConfig.from_settings(listeners=(Listener("submission", port),), db_threads=threads)
+    if processes == 1:
+        run_process(config, 5)
+    else:
+        run_supervisor(config, processes=processes, grace=5)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=2)
@@ -99,14 +125,20 @@ def main():
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--sink", action="store_true", help="protocol only: do not call sending")
+    parser.add_argument("--serve-sink", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_sink:
+        serve_sink(args.serve_sink, args.processes, args.threads)
+        return
 
     username, password, cert = setup_account()
     port = free_port()
     env = dict(os.environ, DISPATCH_SMTP_BIND="127.0.0.1", DISPATCH_SMTP_STARTTLS_PORTS=str(port),
                DISPATCH_SMTP_TLS_PORTS="", LOG_LEVEL="WARNING")
+    command = ["manage.py", "smtp_gateway"] if not args.sink else [__file__, "--serve-sink", str(port)]
     gateway = subprocess.Popen(
-        [sys.executable, "manage.py", "smtp_gateway", "--processes", str(args.processes), "--threads", str(args.threads)],
+        [sys.executable, *command, "--processes", str(args.processes), "--threads", str(args.threads)],
         cwd=BASE_DIR, env=env,
     )
     try:
@@ -129,7 +161,8 @@ def main():
         gateway.wait(60)
     rate = accepted / args.seconds
     print(f"smtp submission: {accepted} messages accepted in {args.seconds:.0f} s with {args.clients} "
-          f"STARTTLS sessions, {args.size}-byte messages, {args.processes} gateway process(es): {rate:.0f} msg/s"
+          f"STARTTLS sessions, {args.size}-byte messages, {args.processes} gateway process(es)"
+          f"{' [sink: protocol only]' if args.sink else ''}: {rate:.0f} msg/s"
           f" ({len(errors)} errors{': ' + str(errors[:3]) if errors else ''})")
 
 

@@ -8,6 +8,8 @@ BEAT_SCHEDULE = {
     "webhooks-prune-events": {"task": "webhooks.tasks.prune_events", "schedule": 3600.0, "options": {"queue": "events"}},
     # Compliance guard: flag / suspend tenants over the bounce or complaint thresholds (docs/usage.md).
     "tenants-compliance-sweep": {"task": "tenants.tasks.compliance_sweep", "schedule": 300.0, "options": {"queue": "default", "expires": 290}},
+    # Inbound bounce / complaint reports unprocessed a minute after arrival (lost task); prunes old ones.
+    "bounces-sweep-reports": {"task": "sending.bounces.tasks.sweep_inbound_reports", "schedule": 60.0, "options": {"queue": "default", "expires": 55}},
     # Re-enqueue recipients whose worker died (lease expired), whose task was lost, or whose retry is due.
     "delivery-sweep": {"task": "sending.delivery.tasks.sweep_delivery_queue", "schedule": 15.0, "options": {"queue": "default", "expires": 14}},
 }

@@ -25,4 +25,4 @@ from .beat import BEAT_SCHEDULE  # noqa: E402
 
 app.conf.beat_schedule = BEAT_SCHEDULE
 app.autodiscover_tasks()
-app.autodiscover_tasks(["sending.delivery"])  # a nested package: not found by the scan above
+app.autodiscover_tasks(["sending.delivery", "sending.bounces"])  # nested packages: not found by the scan above

@@ -231,6 +231,12 @@ DISPATCH_SMTP_IDLE_TIMEOUT = env_int("DISPATCH_SMTP_IDLE_TIMEOUT", 300, minimum=
 DISPATCH_SMTP_AUTH_FAILURE_WINDOW = env_int("DISPATCH_SMTP_AUTH_FAILURE_WINDOW", 900, minimum=1)
 DISPATCH_SMTP_MAX_SESSIONS = env_int("DISPATCH_SMTP_MAX_SESSIONS", 1000, minimum=1)
 
+# Brute-force limits on API logins (Basic credentials, JWT token logins): failed attempts per
+# client IP and per account within the window; over the limit -> 429 (dispatch_site/api/throttling.py).
+DISPATCH_AUTH_FAILURE_LIMIT_PER_IP = env_int("DISPATCH_AUTH_FAILURE_LIMIT_PER_IP", 30, minimum=1)
+DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT = env_int("DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT", 10, minimum=1)
+DISPATCH_AUTH_FAILURE_WINDOW_SECONDS = env_int("DISPATCH_AUTH_FAILURE_WINDOW_SECONDS", 900, minimum=1)
+
 DISPATCH_DNS_NAMESERVERS = parse_host_port_list("DISPATCH_DNS_NAMESERVERS")
 DISPATCH_DNS_TIMEOUT = env_float("DISPATCH_DNS_TIMEOUT", 5.0, minimum=0.1)
 
@@ -284,6 +290,12 @@ DISPATCH_VERIFY_RECORD_PREFIX = env_str("DISPATCH_VERIFY_RECORD_PREFIX", "_dispa
 DISPATCH_VERIFY_TOKEN_PREFIX = env_str("DISPATCH_VERIFY_TOKEN_PREFIX", "dispatch-verify=")
 DISPATCH_DKIM_SELECTOR = env_str("DISPATCH_DKIM_SELECTOR", "dispatch")
 DISPATCH_RETURN_PATH_SUBDOMAIN = env_str("DISPATCH_RETURN_PATH_SUBDOMAIN", "bounces")
+# Bounce processing (docs/bounce-processing.md): suppress an address after this many soft
+# bounces within the window (0 = never; hard bounces and complaints always suppress).
+DISPATCH_SOFT_BOUNCE_SUPPRESS_AFTER = env_int("DISPATCH_SOFT_BOUNCE_SUPPRESS_AFTER", 0, minimum=0)
+DISPATCH_SOFT_BOUNCE_WINDOW_DAYS = env_int("DISPATCH_SOFT_BOUNCE_WINDOW_DAYS", 7, minimum=1)
+# Days inbound reports (DSN / ARF as received, encrypted) are kept after processing.
+DISPATCH_INBOUND_REPORT_RETENTION_DAYS = env_int("DISPATCH_INBOUND_REPORT_RETENTION_DAYS", 30, minimum=1)
 # Sending domains: verified domains are re-checked this often; a domain whose ownership record
 # disappeared stays usable (status "warning") for the grace period, then fails.
 DISPATCH_DOMAIN_RECHECK_MINUTES = env_int("DISPATCH_DOMAIN_RECHECK_MINUTES", 60, minimum=1)

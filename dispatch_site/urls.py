@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from sending.unsubscribe_views import one_click_unsubscribe
+
 handler400 = "dispatch_site.api.exceptions.json_400"
 handler403 = "dispatch_site.api.exceptions.json_403"
 handler404 = "dispatch_site.api.exceptions.json_404"
@@ -26,6 +28,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", healthz),
+    path("u/<str:token>", one_click_unsubscribe, name="one-click-unsubscribe"),  # RFC 8058 (sending/unsubscribe_views.py)
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
     path("", RedirectView.as_view(url="/portal/", permanent=False)),

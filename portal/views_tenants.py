@@ -3,8 +3,11 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from sending.delivery.selectors import queue_summary
 from tenants import selectors, services
+from webhooks import selectors as webhook_selectors
 
+from .charts import SERIES, daily_chart_svg, daily_counts
 from .views_base import TenantPage, run_service
 
 
@@ -64,5 +67,12 @@ class Dashboard(TenantPage):
     nav_name = "portal:dashboard"
 
     def get(self, request, tenant_id):
-        usage = selectors.usage_summary(self.tenant)
-        return render(request, "portal/dashboard.html", self.context(usage=usage))
+        period = selectors.period_start()
+        usage = selectors.usage_summary(self.tenant, period)
+        days = daily_counts(self.tenant, period)
+        return render(request, "portal/dashboard.html", self.context(
+            usage=usage, period=period, quota_used_pct=min(usage["stats"]["quota_used_pct"], 100),
+            days=days, chart=daily_chart_svg(days), series=SERIES,
+            queue=queue_summary(tenant=self.tenant),
+            disabled_webhooks=list(webhook_selectors.disabled_endpoints(self.tenant)),
+        ))

@@ -84,3 +84,4 @@ class SuppressionAdmin(admin.ModelAdmin):
 
 
 from .delivery import admin as delivery_admin  # noqa: E402,F401  (the global delivery queue)
+from .bounces import admin as bounces_admin  # noqa: E402,F401  (inbound bounce / complaint reports)

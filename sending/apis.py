@@ -8,6 +8,7 @@ from dispatch_site.api.pagination import paginate_by_offset, paginate_by_page
 from dispatch_site.api.responses import created, ok
 from dispatch_site.api.views import TenantScopedAPIView
 from dispatch_site.errors import DispatchError, ValidationFailed
+from tenants.apis import RateLimitHeaders
 
 from . import selectors, services
 from .mime import Attachment
@@ -138,7 +139,7 @@ def _idempotency_key(request):
 
 
 # --- send -----------------------------------------------------------------------------------
-class SendView(TenantScopedAPIView):
+class SendView(RateLimitHeaders, TenantScopedAPIView):
     @extend_schema(request=dict, responses={200: dict}, tags=["sending"])
     def post(self, request, tenant_id):
         key = _idempotency_key(request)
@@ -153,7 +154,7 @@ class SendView(TenantScopedAPIView):
         return response
 
 
-class SendBulkView(TenantScopedAPIView):
+class SendBulkView(RateLimitHeaders, TenantScopedAPIView):
     @extend_schema(request=dict, responses={200: dict}, tags=["sending"])
     def post(self, request, tenant_id):
         body = request.data

@@ -1,6 +1,7 @@
 """The one function every recipient-level transition goes through: sent, delivered, deferred,
 bounced, failed, complained, suppressed, unsubscribed. It builds the payload (the webhook event
-body, see docs/sending.md) and hands it to the event sinks in `_record`."""
+body, see docs/sending.md) and hands it to its sinks: webhooks (`_record`) and the usage
+counters (tenants.limits.usage_count_event)."""
 import datetime
 
 from django.utils import timezone
@@ -34,15 +35,21 @@ def emit(event, *, recipient, message=None, tenant=None, **details):
     payload fields (e.g. response={"code": 550, "content": "..."}, bounce_classification=...)."""
     if event not in EVENTS:
         raise ValueError(f"unknown event {event!r}")
+    from tenants.limits import usage_count_event
+
     message = message or recipient.message
+    tenant = tenant or message.tenant
     payload = build_payload(event, recipient=recipient, message=message, **details)
-    _record(tenant=tenant or message.tenant, event=event, payload=payload)
+    _record(tenant=tenant, event=event, payload=payload)
+    usage_count_event(tenant=tenant, event=event, bounce_type=details.get("bounce_type"), when=message.queued_at)
     return payload
 
 
 def emit_many(items, *, tenant):
     """emit() for many recipients of one tenant at once (the submission path): items are
-    (event, recipient, message) tuples; the sinks get them in one call."""
+    (event, recipient, message) tuples; the sinks get them in one call. Submission events
+    (sent, suppressed) add nothing to the usage counters: accepted recipients were counted
+    when their quota was reserved."""
     records = []
     for event, recipient, message in items:
         if event not in EVENTS:
@@ -53,18 +60,14 @@ def emit_many(items, *, tenant):
 
 
 def _record_many(*, tenant, items):
-    from webhooks import services as webhooks
-
-    record_many = getattr(webhooks, "event_record_many", None)  # batch API requested from webhooks
-    if record_many is not None:
-        record_many(tenant=tenant, items=items)
-        return
+    # One sink call per event. A batch form in webhooks (one INSERT for all events of a
+    # submission) would save two queries per recipient on /send-bulk.
     for event, payload in items:
         _record(tenant=tenant, event=event, payload=payload)
 
 
 def _record(*, tenant, event, payload):
-    """Hands the event to its sinks: webhooks (and usage counting, wired by the usage issue)."""
+    """Hands the event to the webhooks sink (event store + endpoint deliveries)."""
     from webhooks.services import event_record
 
     event_record(tenant=tenant, event=event, payload=payload)

@@ -13,7 +13,6 @@ from email import encoders
 from email import policy as email_policy
 from email.header import Header
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText

@@ -114,12 +114,17 @@ class Recipient(models.Model):
         null=True, blank=True, editable=False,
         help_text="Capture mode: the finalized, signed copy, AES-GCM encrypted (captured_associated_data).",
     )
+    effects_pending = models.BooleanField(
+        default=False,
+        help_text="Outcome recorded; its attempt row, event and message status not yet (delivery engine).",
+    )
 
     class Meta:
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="recipient_status_next"),
             models.Index(fields=["domain", "status"], name="recipient_domain_status"),
             models.Index(fields=["tenant", "email"], name="recipient_tenant_email"),
+            models.Index(fields=["lease_until"], condition=models.Q(effects_pending=True), name="recipient_effects_pending"),
         ]
 
     def __str__(self):
@@ -205,3 +210,44 @@ class IdempotencyKey(TenantOwnedModel):
 
     def __str__(self):
         return self.key
+
+
+class InboundReport(models.Model):
+    """A message received by the inbound MX for one of our return-path or feedback addresses
+    (DSN, ARF complaint, auto-reply, anything else), stored before it is answered with 250 and
+    processed by `sending.bounces.ingest.report_process`. One row per accepted envelope recipient."""
+
+    class Kind(models.TextChoices):
+        DSN = "dsn"
+        ARF = "arf"
+        AUTOREPLY = "autoreply"
+        NOT_BOUNCE = "not_bounce"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    received_at = models.DateTimeField(default=timezone.now)
+    envelope_from = models.CharField(max_length=320, blank=True)
+    envelope_to = models.CharField(max_length=320, help_text="The VERP or feedback address it was sent to.")
+    remote_ip = models.CharField(max_length=45, blank=True)
+    raw = models.BinaryField(editable=False, help_text="The report as received, AES-GCM encrypted (raw_associated_data).")
+    size_bytes = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=Kind.choices, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_reports")
+    recipient = models.ForeignKey(Recipient, null=True, blank=True, on_delete=models.SET_NULL, related_name="inbound_reports")
+
+    class Meta:
+        ordering = ["-received_at"]
+        indexes = [
+            models.Index(fields=["received_at"], name="inbound_report_unprocessed", condition=models.Q(processed_at__isnull=True)),
+            models.Index(fields=["processed_at"], name="inbound_report_processed"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind or 'unprocessed'} report to {self.envelope_to}"
+
+    @property
+    def raw_associated_data(self):
+        return f"inbound-report:{self.id}"

@@ -5,7 +5,6 @@ Every interface goes through `check_submission` (tenant active, sender domain, r
 size, suppressions) and `_store` (quota, rows, events, enqueue), so the rules cannot drift
 apart between HTTP and SMTP.
 """
-import base64
 import hashlib
 import json
 import logging
@@ -14,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from email.headerregistry import Address
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime
 from email import policy as email_policy
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 DELIVERY_TASK = "sending.delivery.tasks.deliver_recipients"
 DELIVERY_TASK_CHUNK = 500
 IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_REPLY_TO = 10
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 100
 MAX_METADATA_KEYS = 50
@@ -99,7 +100,6 @@ class SubmitResult:
 class Envelope:
     email: str
     kind: str
-    display: Address | None = None
 
 
 @dataclass
@@ -201,23 +201,26 @@ def check_submission(*, tenant, prepared: Prepared, lookups: Lookups, envelope_f
 
 
 def check_quota_and_rate(tenant, recipient_count):
-    """Monthly quota (exact, in the submission transaction) and per-minute rate limit."""
+    """Per-minute rate limit (Redis, RateLimited 429 / 451 4.7.1) and monthly quota (exact,
+    in the submission transaction, QuotaExceeded 400 / 552 5.3.4), counted in recipients."""
     from tenants import limits
 
-    limits.reserve(tenant=tenant, count=recipient_count)
+    limits.admit(tenant=tenant, count=recipient_count)
 
 
 # --- HTTP -------------------------------------------------------------------------------------
 def _envelope(values, kind, field_name, seen, out):
-    displays = []
+    """Parse header addresses (returned, for the header) and append the new ones to the
+    envelope `out` (an address listed twice anywhere is delivered once)."""
+    mailboxes = []
     for value in values:
         mailbox = parse_mailbox(value, field=field_name)
-        displays.append(mailbox)
+        mailboxes.append(mailbox)
         key = mailbox.addr_spec.lower()
         if key not in seen:
             seen.add(key)
-            out.append(Envelope(email=mailbox.addr_spec, kind=kind, display=mailbox))
-    return displays
+            out.append(Envelope(email=mailbox.addr_spec, kind=kind))
+    return mailboxes
 
 
 def validate_tags(tags):
@@ -262,6 +265,8 @@ def prepare_api_message(*, tenant, request: SendRequest, lookups: Lookups) -> Pr
     to = _envelope(request.to, Recipient.Kind.TO, "to", seen, recipients)
     cc = _envelope(request.cc, Recipient.Kind.CC, "cc", seen, recipients)
     _envelope(request.bcc, Recipient.Kind.BCC, "bcc", seen, recipients)
+    if len(request.reply_to) > MAX_REPLY_TO:
+        raise ValidationFailed(f"reply_to: at most {MAX_REPLY_TO} addresses", details={"reply_to": ["too many addresses"]})
     reply_to = [parse_mailbox(value, field="reply_to") for value in request.reply_to]
     headers = mime.validate_custom_headers(request.headers)
     tags = validate_tags(request.tags)
@@ -475,7 +480,10 @@ def _apply_template(*, tenant, raw, template_ref, subject, variables):
     from templates_app.services import render_for_send
 
     rendered = render_for_send(tenant=tenant, template_ref=template_ref, subject=subject or None, variables=variables or {})
-    body = mime.EmailMessage(policy=mime.MODERN_POLICY)
+    new_subject = rendered.subject or subject
+    mime.check_header_text(new_subject, "subject")
+    body = EmailMessage(policy=mime.MODERN_POLICY)
+    body["Subject"] = new_subject
     if rendered.text is not None and rendered.html is not None:
         body.set_content(rendered.text)
         body.add_alternative(rendered.html, subtype="html")
@@ -483,14 +491,12 @@ def _apply_template(*, tenant, raw, template_ref, subject, variables):
         body.set_content(rendered.html, subtype="html")
     else:
         body.set_content(rendered.text or "")
-    body_fields, body_rest = mime.split_head(body.as_bytes(policy=mime.MODERN_POLICY))
+    # New: Subject, MIME-Version and Content-*; kept: every other header of the client's.
+    new_fields, new_rest = mime.split_head(body.as_bytes(policy=mime.MODERN_POLICY))
     fields, _ = mime.split_head(raw)
-    kept = [f for f in fields if mime.field_name(f) not in (b"subject", b"mime-version") and not mime.field_name(f).startswith(b"content-")]
-    new_subject = rendered.subject or subject
-    mime.check_header_text(new_subject, "subject")
-    subject_field = mime.EmailMessage(policy=mime.MODERN_POLICY)
-    subject_field["Subject"] = new_subject
-    return b"".join(kept) + subject_field.as_bytes(policy=mime.MODERN_POLICY).rstrip(b"\r\n") + b"\r\n" + b"".join(body_fields) + body_rest, new_subject
+    replaced = {mime.field_name(f) for f in new_fields}
+    kept = [f for f in fields if mime.field_name(f) not in replaced and not mime.field_name(f).startswith(b"content-")]
+    return b"".join(kept + new_fields) + new_rest, new_subject
 
 
 # --- storing ------------------------------------------------------------------------------------

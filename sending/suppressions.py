@@ -4,7 +4,7 @@ from django.db import IntegrityError, transaction
 
 from dispatch_site.errors import NotFound
 
-from .addresses import normalize_address
+from .addresses import InvalidAddress, normalize_address
 from .models import Suppression
 
 
@@ -22,7 +22,11 @@ def suppressed_among(*, tenant, emails) -> set:
 
 
 def is_suppressed(*, tenant, email) -> bool:
-    return Suppression.objects.for_tenant(tenant).filter(email=email.lower()).exists()
+    try:
+        key = suppression_key(email)
+    except InvalidAddress:
+        key = email.strip().lower()
+    return Suppression.objects.for_tenant(tenant).filter(email=key).exists()
 
 
 def suppression_add(*, tenant, email, reason="", source=Suppression.Source.MANUAL, bounce_class="",

@@ -1,8 +1,8 @@
 """Running Django ORM work from the event loop: in a small thread pool, never on the loop.
 
-Each pool thread owns its database connection (Django connections are per thread); stale or
-broken connections are dropped before and after every call, and `close_all` closes every
-thread's connection when the gateway stops."""
+Each pool thread owns its database connection (Django connections are per thread); broken or
+expired connections are dropped after every call, and `close_all` closes every thread's
+connection when the gateway stops."""
 import asyncio
 import functools
 import threading
@@ -50,7 +50,8 @@ class DatabaseExecutor:
 
 
 def _call_with_fresh_connection(fn, args, kwargs):
-    close_old_connections()
+    # Once per call, like once per request in the web process: a connection that failed or
+    # outlived CONN_MAX_AGE is closed here and the next call (health-checked) opens a new one.
     try:
         return fn(*args, **kwargs)
     finally:

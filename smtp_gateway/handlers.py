@@ -2,6 +2,7 @@
 protocol.py; everything here is a call into `tenants`, `domains` or `sending` (run in the
 database thread pool) and the mapping of its outcome to a reply."""
 import logging
+import os
 import time
 
 from django.db import DatabaseError
@@ -14,6 +15,7 @@ from sending.suppressions import is_suppressed
 from tenants.models import Credential
 from tenants.services import credential_authenticate, credential_touch
 
+from .batching import SubmissionBatcher
 from .protocol import AUTH_INVALID, AUTH_OK, AuthOutcome, DispatchSMTP, one_line
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class SubmissionSMTP(DispatchSMTP):
 class SubmissionHandler:
     def __init__(self, *, db):
         self.db = db
+        self.submit = SubmissionBatcher(db=db, submit=_submit_raw)
 
     async def authenticate(self, server, session, username, password):
         try:
@@ -86,8 +89,8 @@ class SubmissionHandler:
 
     async def deliver(self, server, session, envelope):
         try:
-            result = await self.db.run(
-                submit_raw,
+            result = await (self.db.run if os.environ.get("SMTP_NO_BATCH") else _direct(self.submit))(
+                _submit_raw,
                 tenant=session.tenant,
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
@@ -117,6 +120,16 @@ class SubmissionHandler:
         session.credential, session.tenant = credential, credential.tenant
         session.auth_checked_at = time.monotonic()
         return None
+
+
+def _direct(batcher):
+    async def call(fn, **kwargs):
+        return await batcher(**kwargs)
+    return call
+
+
+def _submit_raw(**kwargs):
+    return submit_raw(**kwargs)
 
 
 def _authenticate(username, password):

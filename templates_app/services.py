@@ -20,6 +20,7 @@ __all__ = [
     "template_create",
     "template_delete",
     "template_preview",
+    "template_preview_draft",
     "template_update",
 ]
 
@@ -289,6 +290,21 @@ def template_preview(*, tenant, template_id, variables=None, use_master_template
     """The preview endpoint: what render_for_send makes of this template, missing names included."""
     template = selectors.template_get(tenant=tenant, template_id=template_id)
     return _rendered(tenant=tenant, template=template, variables=variables, use_master_template=use_master_template)
+
+
+def template_preview_draft(
+    *, tenant, subject, html_body="", text_body="", variables=None, sample_variables=None, use_master_template=False
+):
+    """The portal's live preview of an unsaved edit: the same checks as saving, nothing stored."""
+    subject = _checked_source("subject", subject, limit=rendering.MAX_RENDERED_SUBJECT_CHARS)
+    html_body = _checked_source("html_body", html_body)
+    text_body = _checked_source("text_body", text_body)
+    _check_bodies(subject, html_body, text_body)
+    draft = Template(
+        tenant=tenant, subject=subject, html_body=html_body, text_body=text_body,
+        variables=_merged_variables(_explicit_variables(variables), subject, html_body, text_body),
+    )
+    return _rendered(tenant=tenant, template=draft, variables=sample_variables, use_master_template=use_master_template)
 
 
 def _rendered(*, tenant, template, subject=None, html_body=None, text_body=None, variables, use_master_template):

@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from dispatch_site.api import throttling
 from dispatch_site.api.responses import created, ok
 from dispatch_site.api.views import TenantScopedAPIView, UserAPIView, is_credential
 from dispatch_site.errors import PermissionDenied, ValidationFailed
@@ -44,6 +45,11 @@ class RegisterView(APIView):
 
 class TokenView(TokenObtainPairView):
     authentication_classes = []
+
+    def post(self, request, *args, **kwargs):
+        account = request.data.get("email") if isinstance(request.data, dict) else None
+        with throttling.guard(request, account=account):
+            return super().post(request, *args, **kwargs)
 
 
 class TokenRefresh(TokenRefreshView):

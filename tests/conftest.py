@@ -17,6 +17,14 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_auth_failure_counters():
+    """One test's failed logins must not lock the next test out (dispatch_site/api/throttling.py)."""
+    from dispatch_site.api import throttling
+
+    throttling.clear_all()
+
+
+@pytest.fixture(autouse=True)
 def _seeded_plans(db):
     from tenants.services import plans_seed
 

@@ -6,6 +6,8 @@ import binascii
 from rest_framework import authentication, exceptions
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
+from . import throttling
+
 
 class CredentialPrincipal:
     """request.user when a credential authenticated: it is not a person and owns nothing
@@ -43,9 +45,10 @@ class CredentialBasicAuthentication(authentication.BaseAuthentication):
         username, sep, password = decoded.partition(":")
         if not sep:
             raise exceptions.AuthenticationFailed("Invalid basic authentication header.")
-        credential = credential_authenticate(username=username, password=password)
-        if credential is None:
-            raise exceptions.AuthenticationFailed("Invalid credential username or password.")
+        with throttling.guard(request, account=username):
+            credential = credential_authenticate(username=username, password=password)
+            if credential is None:
+                raise exceptions.AuthenticationFailed("Invalid credential username or password.")
         if credential.is_revoked:
             raise exceptions.AuthenticationFailed("This credential has been revoked.")
         credential_touch(credential)

@@ -50,6 +50,7 @@ class FakeCloudflare:
         self.records = {}  # id -> record object
         self.requests = []  # (method, path, query, json body) of every call
         self.fail_next = []  # (status, errors, headers) answered before anything else
+        self.writes_before_outage = None  # after this many successful writes, every write answers 500
 
     # state helpers
     def add_zone(self, name):
@@ -150,6 +151,10 @@ class FakeCloudflare:
         if self.fail_next:
             status, errors, headers = self.fail_next.pop(0)
             return httpx.Response(status, json=_cf_body(None, success=False, errors=errors), headers=headers)
+        if request.method != "GET" and self.writes_before_outage is not None:
+            if self.writes_before_outage <= 0:
+                return self._error(500, 10001, "Internal server error")
+            self.writes_before_outage -= 1
         authorization = request.headers.get("authorization", "")
         if not re.fullmatch(r"Bearer [A-Za-z0-9_-]{40}", authorization):
             return self._error(400, 6003, "Invalid request headers",

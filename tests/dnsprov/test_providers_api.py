@@ -115,6 +115,25 @@ def test_zones_are_listed_from_the_provider(api, cloudflare_api):
     assert response.json()["data"] == [{"id": first, "name": "example.com"}, {"id": second, "name": "example.org"}]
 
 
+def test_route53_zones_are_listed_with_their_bare_ids(api, route53):
+    hosted = route53.create_hosted_zone(Name="example.com", CallerReference="1")["HostedZone"]
+    provider = api.post(URL, {"provider": "route53", "label": "aws", **AWS_KEYS}, format="json").json()["data"]
+
+    response = api.get(f"{URL}/{provider['id']}/zones")
+
+    assert response.json()["data"] == [{"id": hosted["Id"].rsplit("/", 1)[-1], "name": "example.com"}]
+
+
+def test_google_cloud_dns_zones_are_listed_by_managed_zone_name(api, cloud_dns):
+    cloud_dns.add_zone("example-com", "example.com.")
+    provider = api.post(URL, {"provider": "gcp", "label": "gcp", "service_account_json": cloud_dns.service_account_json,
+                              "project_id": cloud_dns.project_id}, format="json").json()["data"]
+
+    response = api.get(f"{URL}/{provider['id']}/zones")
+
+    assert response.json()["data"] == [{"id": "example-com", "name": "example.com"}]
+
+
 def test_provider_errors_while_listing_zones_use_the_envelope(api, cloudflare_api):
     provider = connect_cloudflare(api, cloudflare_api)
     # The SDK retries a 429 twice (short backoff) before giving up: three refusals in a row.

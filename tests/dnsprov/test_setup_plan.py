@@ -5,6 +5,9 @@ from types import SimpleNamespace
 import pytest
 
 from dispatch_site.errors import ValidationFailed
+from domains.providers.base import Zone
+from domains.providers.cloudflare import CloudflareClient
+from domains.providers.errors import DnsProviderUnavailable
 from domains.providers.setup import apply_setup, plan_setup
 from domains.records import expected_records
 
@@ -165,3 +168,21 @@ def test_dmarc_update_needs_the_report_address(provider_zone, domain):
     with pytest.raises(ValidationFailed) as raised:
         setup(provider_zone, domain, dmarc_action="update", dmarc_rua_email=None)
     assert "dmarc_rua_email" in raised.value.details
+
+
+def test_a_provider_failure_part_way_says_what_was_written_and_a_rerun_finishes(cloudflare_api, domain):
+    client = CloudflareClient(token=cloudflare_api.TOKEN, max_retries=0)
+    zone = Zone(id=cloudflare_api.add_zone("example.com"), name="example.com")
+    options = {"include_host": US, "spf_action": "append", "dmarc_action": "create", "dmarc_rua_email": None}
+    cloudflare_api.writes_before_outage = 2
+
+    with pytest.raises(DnsProviderUnavailable) as raised:
+        apply_setup(client, zone, plan_setup(client, zone, expected_records(domain), **options))
+
+    details = raised.value.details
+    assert [r["kind"] for r in details["completed"]] == ["verification", "dkim"]
+    assert details["failed_record"]["kind"] == "spf" and raised.value.status == 503
+
+    cloudflare_api.writes_before_outage = None
+    results = apply_setup(client, zone, plan_setup(client, zone, expected_records(domain), **options))
+    assert [r["status"] for r in results] == ["unchanged", "unchanged", "created", "created", "created", "created"]

@@ -191,3 +191,14 @@ def test_suppressions_are_tenant_scoped(api, other_api, other_cred_api, suppress
     # The same address may be suppressed independently by another tenant.
     assert other_api.post(other_url, {"email": "bob@example.org"}, format="json").status_code == 201
     assert Suppression.objects.filter(email="bob@example.org").count() == 2
+
+
+def test_is_suppressed_matches_case_and_idn_forms(tenant):
+    from sending.suppressions import is_suppressed, suppression_add
+
+    suppression_add(tenant=tenant, email="Max@Bücher.de", source="bounce")
+    assert Suppression.objects.get().email == "max@xn--bcher-kva.de"
+    assert is_suppressed(tenant=tenant, email="MAX@xn--bcher-kva.de")
+    assert is_suppressed(tenant=tenant, email="max@bücher.de")
+    assert not is_suppressed(tenant=tenant, email="other@bücher.de")
+    assert not is_suppressed(tenant=tenant, email="not an address")

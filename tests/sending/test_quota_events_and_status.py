@@ -185,3 +185,33 @@ def test_message_refresh_status_updates_status_bounce_type_and_times(api, send_u
     assert message_refresh_status(message_id=message_id) == "partially_delivered"
     message = Message.objects.get(pk=message_id)
     assert (message.status, message.bounce_type, message.delivered_at, message.bounced_at) == ("partially_delivered", "hard", now, now)
+
+
+def test_sent_events_reach_the_webhook_event_store(api, bulk_url, verified_domain, tenant):
+    from webhooks.models import Event
+
+    messages = [message_payload(to=["a@example.org", "b@example.org"]), message_payload(to=["c@example.org"])]
+    assert api.post(bulk_url, {"messages": messages}, format="json").json()["data"]["sent"] == 2
+    sent = Event.objects.filter(tenant=tenant, type="sent")
+    assert sorted(e.payload["recipient"] for e in sent) == ["a@example.org", "b@example.org", "c@example.org"]
+
+
+def test_the_per_minute_rate_limit_answers_429(api, send_url, verified_domain, tenant):
+    plan = tenant.plan
+    plan.rate_limit_per_minute = 2
+    plan.save()
+    assert api.post(send_url, message_payload(to=["a@example.org", "b@example.org"]), format="json").status_code == 200
+    response = api.post(send_url, message_payload(to=["c@example.org"]), format="json")
+    assert_error(response, 429, "RATE_LIMITED")
+    assert int(response["Retry-After"]) > 0
+    assert Message.objects.count() == 1
+
+
+def test_delivery_events_are_counted_in_usage(api, send_url, verified_domain, tenant, monkeypatch):
+    monkeypatch.setattr(events, "_record", lambda **kw: None)
+    api.post(send_url, message_payload(to=["a@example.org", "b@example.org"]), format="json")
+    first, second = Recipient.objects.order_by("id")
+    events.emit("delivered", recipient=first)
+    events.emit("bounced", recipient=second, bounce_type="hard", bounce_classification="InvalidRecipient")
+    counter = UsageCounter.objects.get(tenant=tenant)
+    assert (counter.emails_sent, counter.delivered, counter.hard_bounce) == (2, 1, 1)

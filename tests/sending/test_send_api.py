@@ -269,6 +269,7 @@ def test_another_tenants_suppression_does_not_apply(api, send_url, verified_doma
     (message_payload(headers=["X-A: b"]), "headers"),
     (message_payload(use_master_template="yes"), "use_master_template"),
     (message_payload(template_variables=[1]), "template_variables"),
+    (message_payload(reply_to=[f"r{i}@example.org" for i in range(11)]), "reply_to"),
 ])
 def test_malformed_fields_answer_400_and_store_nothing(api, send_url, verified_domain, payload, field):
     response = api.post(send_url, payload, format="json")

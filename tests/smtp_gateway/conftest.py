@@ -1,25 +1,48 @@
 """The gateway runs in-process on a background event loop, bound to free loopback ports.
 
-Tests are transactional (`django_db(transaction=True)`): the gateway's database threads use
-their own connections and must see committed fixtures."""
+In ordinary (`django_db`) tests the gateway's database work runs in one thread that shares the
+test's connection, so it sees the test's uncommitted fixtures and everything is rolled back
+afterwards. Tests marked `django_db(transaction=True)` run the real thread pool with its own
+connections (commit visibility, concurrency, a separate process)."""
 import asyncio
 import base64
+import functools
 import os
 import smtplib
 import socket
 import ssl
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
+from django.db import connections
 
 from smtp_gateway.authlimit import KEY_PREFIX
 from smtp_gateway.server import Gateway, GatewayConfig, Listener
 
 
+class SharedConnectionExecutor:
+    """Runs the gateway's ORM calls in one thread on the test's own (transactional) connection."""
+
+    def __init__(self):
+        self.connection = connections["default"]
+        self.connection.inc_thread_sharing()
+        self._pool = ThreadPoolExecutor(1, initializer=functools.partial(connections.__setitem__, "default", self.connection))
+
+    async def run(self, fn, /, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, functools.partial(fn, *args, **kwargs))
+
+    def close_all(self, timeout=10.0):
+        self._pool.shutdown(wait=True)
+        self.connection.dec_thread_sharing()
+
+
 class GatewayThread:
-    def __init__(self, config):
+    def __init__(self, config, *, share_test_connection):
         self.gateway = Gateway(config)
+        if share_test_connection:
+            self.gateway.db = SharedConnectionExecutor()
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="smtp-gateway-test")
 
@@ -53,7 +76,7 @@ class GatewayThread:
 
 
 @pytest.fixture
-def start_gateway(settings):
+def start_gateway(settings, request):
     counters = redis.Redis.from_url(os.environ["REDIS_URL"])
     stale = counters.keys(KEY_PREFIX + "*")
     if stale:
@@ -64,7 +87,10 @@ def start_gateway(settings):
         overrides.setdefault("listeners", (Listener("submission", 0), Listener("submission", 0, implicit_tls=True)))
         overrides.setdefault("bind", "127.0.0.1")
         overrides.setdefault("db_threads", 4)
-        runner = GatewayThread(GatewayConfig.from_settings(**overrides)).start()
+        marker = request.node.get_closest_marker("django_db")
+        transactional = bool(marker and marker.kwargs.get("transaction"))
+        config = GatewayConfig.from_settings(**overrides)
+        runner = GatewayThread(config, share_test_connection=not transactional).start()
         running.append(runner)
         return runner
 

@@ -10,7 +10,7 @@ from smtp_gateway import handlers
 from smtp_gateway.authlimit import KEY_PREFIX
 from tenants.services import credential_revoke, tenant_set_status
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def b64(text):

@@ -10,7 +10,7 @@ from smtp_gateway.addresses import AddressRefused, check_address, parse_path
 
 from .test_submission import simple_message
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 HEAD = b"From: alice@example.com\r\nTo: bob@example.net\r\nSubject: first\r\n\r\n"
 SMUGGLED = (
@@ -179,6 +179,7 @@ def test_abrupt_disconnect_mid_data_stores_nothing(gateway, raw_session, sender)
     assert not Message.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)  # the real database thread pool
 def test_many_concurrent_sessions_are_served(gateway, raw_session, smtp_starttls, sender):
     idle = [raw_session(tls=False) for _ in range(150)]
     assert all(s.greeting.startswith("220") for s in idle)

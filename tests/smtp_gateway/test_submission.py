@@ -12,7 +12,7 @@ from sending.models import Message, Recipient
 from sending.suppressions import suppression_add
 from tenants.models import Plan
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 INTACT = (
     b"From: Alice Example <alice@example.com>\r\n"
@@ -72,6 +72,7 @@ def test_message_is_stored_byte_for_byte_with_every_header(smtp_starttls, sender
     assert message.bcc_count == 1
 
 
+@pytest.mark.django_db(transaction=True)
 def test_250_names_the_queued_message_and_comes_after_commit(smtp_starttls, sender):
     client = smtp_starttls(login=sender)
     client.mail("alice@example.com")
@@ -107,6 +108,23 @@ def test_header_from_on_an_unverified_domain_is_refused_at_data(smtp_starttls, s
     client.rcpt("bob@example.net")
     code, text = client.data(simple_message(sender="mallory@unverified.example"))
     assert (code, text[:5]) == (550, b"5.7.1")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        (b"To: bob@example.net\r\nSubject: no sender\r\n\r\nbody\r\n", (553, b"5.1.3")),
+        (simple_message(extra=b"From: second@example.com\r\n"), (553, b"5.1.3")),
+        (simple_message(extra=b"X-Dispatch-Metadata: {not json\r\n"), (550, b"5.6.0")),
+    ],
+)
+def test_malformed_messages_are_refused_at_data(smtp_starttls, sender, raw, expected):
+    client = smtp_starttls(login=sender)
+    client.mail("alice@example.com")
+    client.rcpt("bob@example.net")
+    code, text = client.data(raw)
+    assert (code, text[:5]) == expected
     assert not Message.objects.exists()
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from smtp_gateway.tls import ensure_certificate, server_context
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def features(reply):

@@ -108,3 +108,24 @@ def test_delivery_events_increment_their_counter(tenant, event, bounce_type, fie
 def test_other_events_count_nothing(tenant, event):
     limits.usage_count_event(tenant=tenant, event=event)
     assert not UsageCounter.objects.filter(tenant=tenant).exists()
+
+
+def test_delivery_outcomes_emitted_by_sending_reach_the_usage_endpoint(api, tenant, verified_domain, usage_url):
+    """sending.events.emit (the one path of every delivery transition) feeds the counters."""
+    from sending.events import emit
+    from sending.models import Recipient
+    from sending.services import SendRequest, submit
+
+    result = submit(tenant=tenant, request=SendRequest(
+        from_="sender@example.com", to=["a@example.org", "b@example.org", "c@example.org", "d@example.org"],
+        subject="Hi", text_body="Hi"))
+    a, b, c, d = Recipient.objects.filter(message=result.message).order_by("email")
+    emit("delivered", recipient=a)
+    emit("bounced", recipient=b, bounce_type="hard", bounce_classification="InvalidRecipient")
+    emit("bounced", recipient=c, bounce_type="soft", bounce_classification="MailboxFull")
+    emit("deferred", recipient=d)
+    emit("delivered", recipient=d)
+    emit("complained", recipient=a)
+    data = api.get(usage_url).json()["data"]
+    assert data["breakdown"] == {"total": 4, "delivered": 2, "hard_bounce": 1, "soft_bounce": 1, "complaint": 1}
+    assert data["rates"]["delivery_rate_pct"] == 50.0

@@ -1,0 +1,159 @@
+"""End to end in a real headless Chromium: sign up, create a tenant, add and verify a domain,
+create a credential, send through the API with it, and find the message in the log.
+Screenshots of each step go to test-artifacts/portal/."""
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ARTIFACTS = Path(settings.BASE_DIR) / "test-artifacts" / "portal"
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,1000")
+
+
+@pytest.fixture(scope="module")
+def chrome():
+    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+        pytest.skip("chromium and chromium-driver are not installed (scripts/ensure-services.sh installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.implicitly_wait(0)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+class Browser:
+    def __init__(self, driver, base_url):
+        self.driver, self.base_url = driver, base_url
+
+    def open(self, path):
+        self.driver.get(self.base_url + path)
+
+    def find(self, css):
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def fill(self, css, value):
+        element = self.find(css)
+        element.clear()
+        element.send_keys(value)
+
+    def submit(self, css="main form.stack button[type=submit]"):
+        self.find(css).click()
+
+    def wait_for(self, condition, timeout=10):
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        return WebDriverWait(self.driver, timeout).until(lambda d: condition())
+
+    def text(self):
+        return self.find("main").text
+
+    def path(self):
+        return self.driver.current_url[len(self.base_url):]
+
+    def shot(self, name):
+        self.driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def test_sign_up_to_a_sent_message_in_the_log(chrome, live_server, dns_server):
+    from domains.models import Domain
+    from tenants.models import Tenant
+
+    b = Browser(chrome, live_server.url)
+    b.open("/portal/signup")
+    b.fill("#id_email", "e2e@example.org")
+    b.fill("#id_password", "a-long-enough-passphrase")
+    b.shot("01-signup")
+    b.submit()
+    b.wait_for(lambda: b.path() == "/portal/tenants/new")
+
+    b.fill("#id_tenant_name", "Acme Mail")
+    b.submit()
+    b.wait_for(lambda: "Dashboard" in b.text())
+    tenant = Tenant.objects.get(name="Acme Mail")
+    assert b.path() == f"/portal/t/{tenant.id}/"
+    b.shot("02-dashboard-empty")
+
+    b.find(f'aside a[href="/portal/t/{tenant.id}/domains"]').click()
+    b.fill("#id_domain", "example.com")
+    b.submit()
+    b.wait_for(lambda: "DNS records to publish" in b.text())
+    domain = Domain.objects.get(tenant=tenant)
+    b.shot("03-domain-records")
+    # Publish the records the page shows, as the user would at their DNS host.
+    dns_server.add(domain.verification_host, "TXT", domain.verification_value)
+    dns_server.add(domain.dkim_host, "TXT", f"v=DKIM1; k=rsa; p={domain.dkim_public_key}")
+    dns_server.add(domain.name, "TXT", f"v=spf1 include:{settings.DISPATCH_HOSTNAME} ~all")
+    b.find("#verify").click()
+    b.wait_for(lambda: "is verified: you can send from it" in b.text())
+    b.shot("04-domain-verified")
+
+    b.find(f'aside a[href="/portal/t/{tenant.id}/credentials"]').click()
+    b.fill("#id_label", "e2e")
+    b.submit()
+    b.wait_for(lambda: "Save this password now" in b.text())
+    password = b.find("#new-password").text
+    username = b.find(".secret code").text
+    b.shot("05-credential-created")
+
+    r = requests.post(f"{live_server.url}/api/v1/dispatch/tenants/{tenant.id}/send", auth=(username, password), json={
+        "from": "Acme <hello@example.com>", "to": ["alice@example.org"], "subject": "Your e2e receipt",
+        "html_body": "<h1 style='color:#0b57d0'>Thanks, Alice</h1><p>Order <b>#42</b> is on its way.</p>",
+        "text_body": "Thanks, Alice. Order #42 is on its way.", "tags": ["receipt"],
+    }, timeout=30)
+    assert r.status_code in (200, 201, 202), r.text
+
+    b.find(f'aside a[href="/portal/t/{tenant.id}/emails"]').click()
+    b.wait_for(lambda: "Your e2e receipt" in b.text())
+    b.shot("06-email-log")
+    b.find("main table a[href*='/emails/']").click()
+    b.wait_for(lambda: "Recipients and delivery" in b.text())
+    assert "alice@example.org" in b.text()
+    iframe = b.find("iframe.preview")
+    assert iframe.get_attribute("sandbox") == ""
+    chrome.switch_to.frame(iframe)
+    assert "Thanks, Alice" in b.find("body").text
+    chrome.switch_to.default_content()
+    b.shot("07-email-detail")
+
+    b.find(f'aside a[href="/portal/t/{tenant.id}/"]').click()
+    b.wait_for(lambda: "Per day" in b.text())
+    assert b.find("svg[role=img] rect")
+    b.shot("08-dashboard-with-mail")
+
+
+def test_template_editor_previews_while_typing(chrome, live_server, user, tenant):
+    b = Browser(chrome, live_server.url)
+    b.open("/portal/login")
+    b.fill("#id_username", user.email)
+    b.fill("#id_password", "correct horse battery staple")
+    b.submit()
+    b.wait_for(lambda: b.path().startswith("/portal/tenants"))
+
+    b.open(f"/portal/t/{tenant.id}/templates/new")
+    b.fill("#id_name", "Welcome")
+    b.fill("#id_subject", "Welcome, {{first_name}}")
+    b.fill("#id_html_body", "<h1>Hello {{first_name}}</h1><p>Your plan: {{plan}}</p>")
+    b.fill("#sample-variables", '{"first_name": "Ada"}')
+    b.wait_for(lambda: b.find("#preview-subject").text == "Welcome, Ada")
+    assert "plan" in b.find("#preview-missing").text
+    chrome.switch_to.frame(b.find("#preview-html"))
+    assert b.find("h1").text == "Hello Ada"
+    chrome.switch_to.default_content()
+    b.shot("09-template-live-preview")
+    b.fill("#id_subject", "Welcome, {{ broken")
+    b.wait_for(lambda: "Invalid placeholder" in b.find("#preview-error").text)
