@@ -1,4 +1,4 @@
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 ACCOUNT_NAV = [("DNS providers", "portal:dns_providers")]
 
@@ -7,10 +7,4 @@ def account_nav(request):
     """Links of the top bar that belong to the user (not a tenant)."""
     if not getattr(request, "user", None) or not request.user.is_authenticated:
         return {}
-    items = []
-    for label, name in ACCOUNT_NAV:
-        try:
-            items.append({"label": label, "url": reverse(name)})
-        except NoReverseMatch:
-            continue
-    return {"account_nav": items}
+    return {"account_nav": [{"label": label, "url": reverse(name)} for label, name in ACCOUNT_NAV]}

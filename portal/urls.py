@@ -2,8 +2,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 from django.views.generic import RedirectView
 
-from . import (views_account, views_credentials, views_domains, views_emails, views_suppressions, views_templates,
-               views_tenants, views_webhooks)
+from . import (views_account, views_credentials, views_dns_providers, views_domains, views_emails, views_suppressions,
+               views_templates, views_tenants, views_webhooks)
 
 app_name = "portal"
 
@@ -15,6 +15,9 @@ urlpatterns = [
     path("login", views_account.LoginView.as_view(), name="login"),
     path("logout", auth_views.LogoutView.as_view(next_page="portal:login"), name="logout"),
     path("password", views_account.password_change, name="password_change"),
+    path("dns-providers", views_dns_providers.DnsProviders.as_view(), name="dns_providers"),
+    path("dns-providers/<uuid:provider_id>/disconnect", views_dns_providers.DnsProviderDisconnect.as_view(),
+         name="dns_provider_disconnect"),
     path("tenants", views_tenants.tenant_list, name="tenants"),
     path("tenants/new", views_tenants.tenant_create, name="tenant_create"),
     path(f"{T}/", views_tenants.Dashboard.as_view(), name="dashboard"),
@@ -26,6 +29,7 @@ urlpatterns = [
     path(f"{T}/domains/<uuid:domain_id>", views_domains.DomainDetail.as_view(), name="domain"),
     path(f"{T}/domains/<uuid:domain_id>/verify", views_domains.DomainVerify.as_view(), name="domain_verify"),
     path(f"{T}/domains/<uuid:domain_id>/delete", views_domains.DomainDelete.as_view(), name="domain_delete"),
+    path(f"{T}/domains/<uuid:domain_id>/dns-setup", views_dns_providers.DomainDnsSetup.as_view(), name="domain_dns_setup"),
     path(f"{T}/templates", views_templates.Templates.as_view(), name="templates"),
     path(f"{T}/templates/new", views_templates.TemplateCreate.as_view(), name="template_create"),
     path(f"{T}/templates/preview", views_templates.TemplatePreview.as_view(), name="template_preview"),

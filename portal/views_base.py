@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.paginator import Paginator
 from django.http import Http404
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.views import View
 
 from dispatch_site.errors import DispatchError, NotFound
@@ -36,12 +36,8 @@ class TenantPage(LoginRequiredMixin, View):
         return super().dispatch(request, *args, **kwargs)
 
     def context(self, **extra):
-        nav = []
-        for label, name in TENANT_NAV:
-            try:
-                nav.append({"label": label, "url": reverse(name, args=[self.tenant.id]), "current": name == self.nav_name})
-            except NoReverseMatch:
-                continue
+        nav = [{"label": label, "url": reverse(name, args=[self.tenant.id]), "current": name == self.nav_name}
+               for label, name in TENANT_NAV]
         return {"tenant": self.tenant, "tenant_nav": nav, **extra}
 
 

@@ -14,6 +14,7 @@ Deliberate choices (documented in docs/sending.md):
 """
 import re
 from email.headerregistry import Address
+from functools import lru_cache
 
 from email import policy as email_policy
 
@@ -97,7 +98,15 @@ def normalize_address(value, *, field="email") -> str:
 
 def parse_mailbox(value, *, field="from") -> Address:
     """One mailbox, `addr` or `Display Name <addr>`, as an email.headerregistry.Address whose
-    addr_spec is normalised by normalize_address."""
+    addr_spec is normalised by normalize_address. Results are cached: a bulk send repeats the
+    same sender, and the header parser is the slow part."""
+    if not isinstance(value, str):
+        raise InvalidAddress(f"{field}: required", details={field: ["required"]})
+    return _parse_mailbox(value, field)
+
+
+@lru_cache(maxsize=4096)
+def _parse_mailbox(value, field) -> Address:
     if not isinstance(value, str) or not value.strip():
         raise InvalidAddress(f"{field}: required", details={field: ["required"]})
     if has_control_chars(value):

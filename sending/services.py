@@ -353,11 +353,16 @@ def submit_many(*, tenant, requests, credential=None) -> list:
             outcomes.append(prepare_api_message(tenant=tenant, request=request, lookups=lookups))
         except DispatchError as exc:
             outcomes.append(exc)
+    return _store_outcomes(tenant=tenant, outcomes=outcomes, credential=credential)
+
+
+def _store_outcomes(*, tenant, outcomes, credential):
+    """Store the Prepared items of `outcomes` in one transaction; errors pass through."""
     prepared = [o for o in outcomes if isinstance(o, Prepared)]
-    if prepared:
-        stored = iter(_store(tenant=tenant, items=prepared, credential=credential))
-        outcomes = [next(stored) if isinstance(o, Prepared) else o for o in outcomes]
-    return outcomes
+    if not prepared:
+        return outcomes
+    stored = iter(_store(tenant=tenant, items=prepared, credential=credential))
+    return [next(stored) if isinstance(o, Prepared) else o for o in outcomes]
 
 
 def _bulk_addresses(requests):
@@ -388,6 +393,26 @@ def submit_raw(*, tenant, mail_from, rcpt_tos, raw: bytes, credential=None) -> S
     verified domains of the tenant; recipients are the RCPT TO addresses (those not in To/Cc
     are Bcc); Message-ID and Date are added when missing; Bcc, Return-Path and the
     X-Dispatch-* control headers (Tags, Metadata, Template, Template-Variables) are removed."""
+    prepared = prepare_raw_message(tenant=tenant, mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw, lookups=Lookups(tenant))
+    return _store(tenant=tenant, items=[prepared], credential=credential)[0]
+
+
+def submit_raw_many(*, tenant, items, credential=None) -> list:
+    """submit_raw for several SMTP submissions of one tenant at once (the gateway batches those
+    that arrive together): each is checked on its own, the accepted ones are stored in ONE
+    transaction (one commit for all). `items` are dicts with mail_from, rcpt_tos and raw.
+    Returns, per item, a SubmitResult or the DispatchError that refused it."""
+    lookups = Lookups(tenant)
+    outcomes = []
+    for item in items:
+        try:
+            outcomes.append(prepare_raw_message(tenant=tenant, lookups=lookups, **item))
+        except DispatchError as exc:
+            outcomes.append(exc)
+    return _store_outcomes(tenant=tenant, outcomes=outcomes, credential=credential)
+
+
+def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Lookups) -> Prepared:
     check_tenant_active(tenant)
     if b"\x00" in raw:
         raise ValidationFailed("The message contains NUL bytes.")
@@ -431,8 +456,8 @@ def submit_raw(*, tenant, mail_from, rcpt_tos, raw: bytes, credential=None) -> S
         tags=validate_tags(tags or []), metadata=validate_metadata(metadata or {}), template_ref=template_ref[:200],
         header_message_id=header_message_id if header_message_id != message_id else "",
     )
-    check_submission(tenant=tenant, prepared=prepared, lookups=Lookups(tenant), envelope_from=envelope_from)
-    return _store(tenant=tenant, items=[prepared], credential=credential)[0]
+    check_submission(tenant=tenant, prepared=prepared, lookups=lookups, envelope_from=envelope_from)
+    return prepared
 
 
 def _single_from(headers) -> Address:
@@ -516,6 +541,13 @@ def _idempotent_replay(tenant, key, request_hash):
     return SubmitResult(response=row.response, replayed=True)
 
 
+def idempotency_keys_prune(*, now=None) -> int:
+    """Delete Idempotency-Keys older than 24 h (a periodic task calls this); returns how many."""
+    cutoff = (now or timezone.now()) - IDEMPOTENCY_TTL
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
 def _response(message, recipients):
     queued = sum(1 for r in recipients if r.status == Recipient.Status.QUEUED)
     return {
@@ -566,19 +598,17 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
                     )
             except IntegrityError:
                 raise _IdempotencyRace() from None
-        results = _reserve(tenant, [count for _, _, count in rows])
+        # The quota reservation locks the tenant's monthly counter row until COMMIT, which
+        # serialises every submission of the tenant: it is the LAST statement, so the lock is
+        # held for that UPDATE and the commit only, never for the inserts.
+        if len(rows) == 1:
+            _insert(tenant, rows)
+            check_quota_and_rate(tenant, rows[0][2])
+            results = [None]
+        else:
+            results = _insert_many_then_reserve(tenant, rows)
         accepted_rows = [(m, rs) for (m, rs, _), outcome in zip(rows, results) if outcome is None]
-        Message.objects.bulk_create([m for m, _ in accepted_rows])
-        all_recipients = Recipient.objects.bulk_create([r for _, rs in accepted_rows for r in rs])
-        events.emit_many(
-            [
-                ("sent" if r.status == Recipient.Status.QUEUED else "suppressed", r, message)
-                for message, recipients in accepted_rows
-                for r in recipients
-            ],
-            tenant=tenant,
-        )
-        queued_ids = [r.id for r in all_recipients if r.status == Recipient.Status.QUEUED]
+        queued_ids = [r.id for _, rs in accepted_rows for r in rs if r.status == Recipient.Status.QUEUED]
         transaction.on_commit(lambda: enqueue_delivery(queued_ids))
     accepted = iter(accepted_rows)
     out = []
@@ -591,25 +621,43 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
     return out
 
 
-def _reserve(tenant, counts):
-    """Quota for each message: None (reserved) or the error that refuses it. A single message
-    raises. Many messages try one reservation for all first (one UPDATE), and only when that is
-    refused go message by message, so the ones that still fit are sent."""
-    if len(counts) == 1:
-        check_quota_and_rate(tenant, counts[0])
-        return [None]
+def _insert(tenant, rows):
+    """INSERT messages and recipients, and record their submission events."""
+    Message.objects.bulk_create([m for m, _, _ in rows])
+    Recipient.objects.bulk_create([r for _, rs, _ in rows for r in rs])
+    events.emit_many(
+        [
+            ("sent" if r.status == Recipient.Status.QUEUED else "suppressed", r, message)
+            for message, recipients, _ in rows
+            for r in recipients
+        ],
+        tenant=tenant,
+    )
+
+
+def _insert_many_then_reserve(tenant, rows):
+    """send-bulk and batched SMTP: insert everything and reserve the total (one UPDATE, last).
+    When the rate limit or quota cannot take the total, roll the inserts back and go message
+    by message, so those that still fit are accepted. Returns None (accepted) or the error,
+    per row."""
     try:
-        check_quota_and_rate(tenant, sum(counts))
-        return [None] * len(counts)
+        with transaction.atomic():
+            _insert(tenant, rows)
+            check_quota_and_rate(tenant, sum(count for _, _, count in rows))
+        return [None] * len(rows)
     except DispatchError:
         pass
+    for _, recipients, _ in rows:
+        for recipient in recipients:
+            recipient.pk = None  # their INSERT was rolled back
     outcomes = []
-    for count in counts:
+    for _, _, count in rows:
         try:
             check_quota_and_rate(tenant, count)
             outcomes.append(None)
         except DispatchError as exc:
             outcomes.append(exc)
+    _insert(tenant, [row for row, outcome in zip(rows, outcomes) if outcome is None])
     return outcomes
 
 

@@ -2,7 +2,6 @@
 protocol.py; everything here is a call into `tenants`, `domains` or `sending` (run in the
 database thread pool) and the mapping of its outcome to a reply."""
 import logging
-import os
 import time
 
 from django.db import DatabaseError
@@ -15,7 +14,6 @@ from sending.suppressions import is_suppressed
 from tenants.models import Credential
 from tenants.services import credential_authenticate, credential_touch
 
-from .batching import SubmissionBatcher
 from .protocol import AUTH_INVALID, AUTH_OK, AuthOutcome, DispatchSMTP, one_line
 
 log = logging.getLogger(__name__)
@@ -38,7 +36,6 @@ class SubmissionSMTP(DispatchSMTP):
 class SubmissionHandler:
     def __init__(self, *, db):
         self.db = db
-        self.submit = SubmissionBatcher(db=db, submit=_submit_raw)
 
     async def authenticate(self, server, session, username, password):
         try:
@@ -54,7 +51,6 @@ class SubmissionHandler:
             return AuthOutcome(False, one_line(TenantNotActive().smtp_text), counts_as_failure=False)
         session.credential = credential
         session.tenant = credential.tenant
-        session.sender_domains = {}
         return AuthOutcome(True, AUTH_OK)
 
     async def check_sender(self, server, session, address):
@@ -89,8 +85,8 @@ class SubmissionHandler:
 
     async def deliver(self, server, session, envelope):
         try:
-            result = await (self.db.run if os.environ.get("SMTP_NO_BATCH") else _direct(self.submit))(
-                _submit_raw,
+            result = await self.db.run(
+                submit_raw,
                 tenant=session.tenant,
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
@@ -120,16 +116,6 @@ class SubmissionHandler:
         session.credential, session.tenant = credential, credential.tenant
         session.auth_checked_at = time.monotonic()
         return None
-
-
-def _direct(batcher):
-    async def call(fn, **kwargs):
-        return await batcher(**kwargs)
-    return call
-
-
-def _submit_raw(**kwargs):
-    return submit_raw(**kwargs)
 
 
 def _authenticate(username, password):

@@ -20,7 +20,7 @@ from base64 import b64decode
 from binascii import Error as Base64Error
 from dataclasses import dataclass
 
-from aiosmtpd.smtp import MISSING, SMTP, Session, syntax
+from aiosmtpd.smtp import MISSING, SMTP, Session, TLSSetupException, syntax
 
 from dispatch_site.errors import DispatchError
 
@@ -54,6 +54,7 @@ class DispatchSession(Session):
         self.credential = None
         self.tenant = None
         self.auth_checked_at = 0.0
+        self.sender_domains = {}  # domain -> (usable, checked at), for this session
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,11 @@ class DispatchSMTP(SMTP):
         await self._writer.drain()
 
     async def handle_exception(self, error):
+        if isinstance(error, TLSSetupException):  # aiosmtpd closes the connection itself
+            log.info("SMTP %r: TLS handshake failed: %r", self.session.peer, error.__cause__)
+            return "454 4.7.0 TLS handshake failed"
         if isinstance(error, DispatchError):
             return one_line(error.smtp_text)
-        if isinstance(error, ValueError) and "limit" in str(error):  # StreamReader line overrun
-            return LINE_TOO_LONG
         log.exception("SMTP session %r: unexpected error", self.session.peer if self.session else None)
         return "451 4.3.0 Internal error, try again later"
 

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
 from .authlimit import AuthFailureLimiter
@@ -45,6 +46,7 @@ class GatewayConfig:
     redis_url: str
     db_threads: int = 8
     reuse_port: bool = False
+    generate_dev_certificate: bool = True
 
     @classmethod
     def from_settings(cls, **overrides):
@@ -66,6 +68,7 @@ class GatewayConfig:
             auth_failure_window=settings.DISPATCH_SMTP_AUTH_FAILURE_WINDOW,
             max_sessions=settings.DISPATCH_SMTP_MAX_SESSIONS,
             redis_url=settings.REDIS_URL,
+            generate_dev_certificate=not settings.PRODUCTION,
         )
         return replace(config, **overrides)
 
@@ -97,8 +100,7 @@ class Gateway:
 
     async def start(self):
         loop = asyncio.get_running_loop()
-        ensure_certificate(self.config.tls_cert, self.config.tls_key, hostname=self.config.hostname)
-        tls = server_context(self.config.tls_cert, self.config.tls_key)
+        tls = tls_context_for(self.config)
         handlers = {}
         for listener in self.config.listeners:
             if listener.role not in ROLES:
@@ -178,6 +180,17 @@ class Gateway:
         await self.shutdown(grace)
 
 
+def tls_context_for(config):
+    """The server TLS context; a development certificate is made when none exists (never in
+    production, where a missing certificate is a configuration error)."""
+    if config.generate_dev_certificate:
+        ensure_certificate(config.tls_cert, config.tls_key, hostname=config.hostname)
+    missing = [path for path in (config.tls_cert, config.tls_key) if not os.path.exists(path)]
+    if missing:
+        raise ImproperlyConfigured(f"DISPATCH_SMTP_TLS_CERT / DISPATCH_SMTP_TLS_KEY: not found: {', '.join(missing)}")
+    return server_context(config.tls_cert, config.tls_key)
+
+
 def run_process(config, grace):
     asyncio.run(Gateway(config).serve_until_signalled(grace))
 
@@ -185,8 +198,7 @@ def run_process(config, grace):
 def run_supervisor(config, *, processes, grace):
     """Fork `processes` workers that share the listening ports; forward SIGTERM/SIGINT to them
     and restart a worker that dies on its own."""
-    # The pair is generated once here, not raced by the workers.
-    ensure_certificate(config.tls_cert, config.tls_key, hostname=config.hostname)
+    tls_context_for(config)  # generated (or found missing) once here, not raced by the workers
     config = replace(config, reuse_port=True)
     connections.close_all()  # never share a database socket across fork
     children = {}

@@ -1,5 +1,6 @@
 """TLS for the gateway: the server context, and a self-signed pair for development."""
 import datetime
+import fcntl
 import ipaddress
 import logging
 import os
@@ -20,8 +21,21 @@ def ensure_certificate(cert_path, key_path, *, hostname):
     cert_path, key_path = Path(cert_path), Path(key_path)
     if cert_path.exists() and key_path.exists():
         return False
-    if cert_path.exists() or key_path.exists():
-        raise FileNotFoundError(f"TLS pair incomplete: need both {cert_path} and {key_path}")
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.parent.mkdir(parents=True, exist_ok=True)
+    # Processes starting together must not mix one's key with another's certificate.
+    with open(cert_path.with_name(f".{cert_path.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cert_path.exists() and key_path.exists():
+            return False
+        if cert_path.exists() or key_path.exists():
+            raise FileNotFoundError(f"TLS pair incomplete: need both {cert_path} and {key_path}")
+        _generate(cert_path, key_path, hostname)
+    log.warning("Generated a self-signed development TLS certificate for %s at %s", hostname, cert_path)
+    return True
+
+
+def _generate(cert_path, key_path, hostname):
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -43,12 +57,9 @@ def ensure_certificate(cert_path, key_path, *, hostname):
     )
     _write_atomically(key_path, key_pem, mode=0o600)
     _write_atomically(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-    log.warning("Generated a self-signed development TLS certificate for %s at %s", hostname, cert_path)
-    return True
 
 
 def _write_atomically(path, data, *, mode):
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as fh:

@@ -126,14 +126,20 @@ def other_cred_api(make_credential, other_tenant):
     return basic_client(cred.username, cred.password)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _clean_redis():
-    """Tests own Redis database 15; start each run from empty."""
+@pytest.fixture(scope="session")
+def _test_redis():
     import os
 
     import redis
 
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    return redis.Redis.from_url(os.environ["REDIS_URL"])
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(_test_redis):
+    """Tests own their Redis database (15 by default); each test starts from empty, so rate
+    limit and login-failure counters of one test never leak into the next."""
+    _test_redis.flushdb()
 
 
 @pytest.fixture(scope="session")

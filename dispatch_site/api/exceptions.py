@@ -2,6 +2,7 @@
 import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
@@ -68,6 +69,10 @@ def envelope_exception_handler(exc, context):
         if getattr(exc, "wait", None):
             response["Retry-After"] = str(int(exc.wait))
         return response
+    if isinstance(exc, RequestDataTooBig):  # body over DISPATCH_MAX_REQUEST_BYTES
+        return Response(error_body("REQUEST_TOO_LARGE", "The request body is larger than this server accepts."), status=413)
+    if isinstance(exc, SuspiciousOperation):
+        return Response(error_body("BAD_REQUEST", "The request could not be processed."), status=400)
     if isinstance(exc, DatabaseError):
         logger.exception("database error in API view")
         return Response(error_body("SERVICE_UNAVAILABLE", "Service temporarily unavailable, try again."), status=503)

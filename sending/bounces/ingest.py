@@ -403,6 +403,8 @@ def _complain(report, result, recipient):
     from sending.suppressions import suppression_add
 
     feedback_type = (result.feedback_type or "abuse")[:64]
+    # The row lock serialises reports about the same recipient, so only one of them emits.
+    Recipient.objects.select_for_update().filter(pk=recipient.pk).first()
     already = InboundReport.objects.filter(
         recipient_id=recipient.id, kind=InboundReport.Kind.ARF, processed_at__isnull=False
     ).exclude(pk=report.pk).exists()

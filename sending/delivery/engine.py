@@ -3,13 +3,13 @@ outcome as soon as it is known.
 
 Guarantees (docs/delivery.md):
 - A recipient is claimed with SELECT ... FOR UPDATE SKIP LOCKED and a lease (status=sending,
-  lease_until=<our lease>); only the lease holder can record its outcome, with a conditional
-  UPDATE ... WHERE status='sending' AND lease_until=<our lease>. A recorded delivery is never redone.
+  lease_until=<our lease>); only the lease holder can record its outcome (recording.py).
+  A recorded delivery is never redone.
 - Each outcome is committed right after the server's reply, before the next message is sent,
   so a crash (SIGKILL) re-sends only the recipient whose reply was not yet recorded.
-- No network I/O inside a database transaction: claims and records are short transactions;
-  DNS and SMTP happen between them.
-- Retry schedule lives in the database (next_attempt_at); the sweeper re-enqueues due rows.
+- No network I/O inside a database transaction: claims and records are single statements or
+  short transactions; DNS and SMTP happen between them.
+- The retry schedule lives in the database (next_attempt_at); the sweeper re-enqueues due rows.
 """
 import logging
 import random
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection as db, transaction
-from django.db.models import Case, F, Value, When
+from django.db import connection as db
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from dispatch_site import crypto
@@ -28,6 +28,7 @@ from sending.models import DeliveryAttempt, Message, Recipient
 
 from . import politeness, routing
 from .pool import NoSlot, pool
+from .recording import Recorder
 from .smtp_client import SMTPConnectionError, SMTPGreetingRefused, TLSRequiredError
 
 log = logging.getLogger(__name__)
@@ -108,19 +109,16 @@ def new_lease():
     return timezone.now() + timedelta(seconds=settings.DISPATCH_DELIVERY_LEASE, microseconds=random.randrange(1_000_000))
 
 
-def retry_delay(attempts):
-    """Exponential backoff with +-25 % jitter, capped."""
-    base = settings.DISPATCH_RETRY_BASE_DELAY * (2 ** min(max(attempts - 1, 0), 30))
-    return min(base, settings.DISPATCH_RETRY_MAX_DELAY) * random.uniform(0.75, 1.25)
-
-
 # --- claiming ----------------------------------------------------------------------------------
 def claim(recipient_ids):
     """Claim the due recipients among `recipient_ids` plus more due recipients of the same
     domains (up to the batch size each). Returns (lease, [Recipient])."""
     lease, now = new_lease(), timezone.now()
     batch = settings.DISPATCH_DELIVERY_BATCH_SIZE
-    with transaction.atomic(), db.cursor() as cursor:
+    # Each UPDATE is atomic on its own; no transaction around them (a task whose rows another
+    # task already took costs one statement). Rows claimed by a worker that dies here come back
+    # when the lease expires.
+    with db.cursor() as cursor:
         cursor.execute(_CLAIM_IDS, {"lease": lease, "ids": list(recipient_ids), "now": now})
         rows = cursor.fetchall()
         per_domain = {}
@@ -222,6 +220,7 @@ class DomainBatch:
         self.pending = deque(sorted(recipients, key=lambda r: r.id))  # a message's recipients are adjacent
         self.lease = lease
         self.context = context
+        self.recorder = Recorder()
 
     def run(self):
         try:
@@ -231,6 +230,8 @@ class DomainBatch:
                 self._deliver_all()
         except _Postpone as postpone:
             self._postpone(postpone.seconds, str(postpone))
+        finally:
+            self.recorder.flush()
 
     # --- preparing one copy ----------------------------------------------------------------
     def _prepare(self, recipient):
@@ -406,106 +407,9 @@ class DomainBatch:
 
     # --- recording ------------------------------------------------------------------------------
     def _record(self, recipient, result, started, **extra):
-        """Commit one outcome (guarded by our lease), its attempt row, its event and the
-        message's aggregate status. Removes the recipient from `pending`."""
         self.pending.popleft()
-        now = timezone.now()
-        outcome = result.outcome
-        fields = {
-            "lease_until": None,
-            "attempts": F("attempts") + 1,
-            "last_response_code": result.code,
-            "last_enhanced_status": result.enhanced[:16],
-            "last_response_text": result.text[:1000],
-            **extra,
-        }
-        classification = None
-        if outcome == Outcome.DEFERRED:
-            expires = recipient.message.queued_at + timedelta(seconds=settings.DISPATCH_MAX_QUEUE_LIFETIME)
-            if now >= expires:
-                outcome = Outcome.FAILED
-                fields["last_response_text"] = f"expired after {settings.DISPATCH_MAX_QUEUE_LIFETIME} s in the queue; last error: {result.reply_text}"[:1000]
-                fields["bounce_class"] = "MessageExpired"
-            else:
-                delay = timedelta(seconds=retry_delay(recipient.attempts + 1))
-                fields.update(status=Status.DEFERRED, next_attempt_at=min(now + delay, expires))
-        if outcome == Outcome.DELIVERED:
-            fields.update(status=Status.DELIVERED, delivered_at=now)
-        elif outcome == Outcome.BOUNCED:
-            classification = _classify(result)
-            fields.update(
-                status=Status.BOUNCED, bounced_at=now, bounce_class=classification.bounce_class, bounce_type=classification.disposition
-            )
-        elif outcome == Outcome.FAILED:
-            fields.update(status=Status.FAILED, failed_at=now)
-
-        with transaction.atomic():
-            updated = Recipient.objects.filter(pk=recipient.pk, status=Status.SENDING, lease_until=self.lease).update(**fields)
-            if not updated:
-                log.warning("recipient %s: lease lost before its outcome (%s) was recorded", recipient.pk, outcome)
-                return False
-            for name, value in fields.items():
-                if name != "attempts":
-                    setattr(recipient, name, value)
-            recipient.attempts += 1
-            DeliveryAttempt.objects.create(
-                tenant_id=recipient.tenant_id,
-                recipient=recipient,
-                started_at=now - timedelta(seconds=time.monotonic() - started),
-                duration_ms=int((time.monotonic() - started) * 1000),
-                mx_host=result.mx_host[:255],
-                remote_ip=result.remote_ip[:45],
-                response_code=result.code,
-                enhanced_status=result.enhanced[:16],
-                response_text=recipient.last_response_text,
-                outcome=outcome,
-            )
-            _emit_outcome(recipient, outcome, result, classification)
-            if classification is not None and classification.disposition == "hard":
-                _suppress(recipient, classification, result)
-            _refresh_message(recipient.message)
-        return True
+        return self.recorder.record(recipient, result, started, lease=self.lease, **extra)
 
 
 def _is_slow_down(reply):
     return reply.code == 421 or (reply.transient and reply.enhanced.startswith("4.7."))
-
-
-def _classify(result):
-    from sending.bounces.classify import classify_reply
-
-    return classify_reply(result.code, result.enhanced, result.text)
-
-
-def _emit_outcome(recipient, outcome, result, classification):
-    from sending.events import emit
-
-    details = {"response": {"code": result.code, "enhanced_status": result.enhanced or None, "content": recipient.last_response_text}}
-    if result.mx_host:
-        details["mx_host"] = result.mx_host
-    details["attempt"] = recipient.attempts
-    if outcome == Outcome.DEFERRED:
-        details["next_attempt_at"] = recipient.next_attempt_at.isoformat()
-    if classification is not None:
-        details["bounce_classification"] = classification.bounce_class
-        details["bounce_type"] = classification.disposition
-    emit(str(outcome), recipient=recipient, message=recipient.message, tenant=recipient.tenant, **details)
-
-
-def _suppress(recipient, classification, result):
-    from sending.suppressions import suppression_add
-
-    suppression_add(
-        tenant=recipient.tenant,
-        email=recipient.email,
-        reason=f"hard bounce: {result.reply_text}"[:1000],
-        source="bounce",
-        bounce_class=classification.bounce_class,
-        source_message=recipient.message,
-    )
-
-
-def _refresh_message(message):
-    from sending.services import message_refresh_status
-
-    message_refresh_status(message_id=message.id)

@@ -28,17 +28,28 @@ return 0
 """
 
 _client = None
+_QUIET_AFTER_FAILURE = 5.0  # seconds Redis is not asked again after a failure
+_down_until = 0.0
 
 
 def _redis():
     global _client
-    if not settings.REDIS_URL:
+    if not settings.REDIS_URL or time.monotonic() < _down_until:
         return None
     if _client is None:
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # One quick try: politeness is advisory and must never stall delivery.
+        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
     return _client
+
+
+def _failed(exc, what):
+    global _down_until
+    _down_until = time.monotonic() + _QUIET_AFTER_FAILURE
+    log.warning("Redis unavailable for %s (%s): delivering without per-host limits for now", what, exc)
 
 
 def _slot_key(host):
@@ -62,7 +73,7 @@ def acquire_slot(host):
             _ACQUIRE, 1, _slot_key(host), now, now + SLOT_TTL, settings.DISPATCH_OUTBOUND_MAX_CONNECTIONS_PER_HOST, token, SLOT_TTL * 2
         )
     except Exception as exc:  # noqa: BLE001 - any Redis failure: fail open
-        log.warning("connection cap unavailable (%s): connecting to %s without it", exc, host)
+        _failed(exc, "the connection cap")
         return token
     return token if granted else None
 
@@ -73,8 +84,8 @@ def refresh_slot(host, token):
         return
     try:
         client.zadd(_slot_key(host), {token: time.time() + SLOT_TTL}, xx=True)
-    except Exception:  # noqa: BLE001
-        pass
+    except Exception as exc:  # noqa: BLE001
+        _failed(exc, "the connection cap")
 
 
 def release_slot(host, token):
@@ -83,8 +94,8 @@ def release_slot(host, token):
         return
     try:
         client.zrem(_slot_key(host), token)
-    except Exception:  # noqa: BLE001
-        pass
+    except Exception as exc:  # noqa: BLE001
+        _failed(exc, "the connection cap")
 
 
 def back_off(host, seconds=None):
@@ -93,8 +104,8 @@ def back_off(host, seconds=None):
         return
     try:
         client.set(_backoff_key(host), "1", ex=int(seconds or settings.DISPATCH_OUTBOUND_HOST_BACKOFF))
-    except Exception:  # noqa: BLE001
-        pass
+    except Exception as exc:  # noqa: BLE001
+        _failed(exc, "host back-off")
 
 
 def backing_off(host):
@@ -104,6 +115,7 @@ def backing_off(host):
         return 0
     try:
         remaining = client.ttl(_backoff_key(host))
-    except Exception:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001
+        _failed(exc, "host back-off")
         return 0
     return max(0, remaining or 0)

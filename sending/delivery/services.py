@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from sending.models import Recipient
 
-from . import engine
+from . import engine, recording
 
 log = logging.getLogger(__name__)
 Status = Recipient.Status
@@ -38,10 +38,12 @@ def due_recipients(*, now=None, limit=SWEEP_LIMIT):
 
 
 def sweep(*, now=None):
-    """Enqueue delivery tasks for every due recipient, grouped by domain. Returns how many."""
+    """Apply the effects a dead worker left pending, then enqueue delivery tasks for every due
+    recipient, grouped by domain. Returns how many recipients were enqueued."""
     from dispatch_site.celery import app as celery_app
 
     now = now or timezone.now()
+    recording.replay_pending_effects(now=now)
     by_domain = {}
     for recipient_id, domain in due_recipients(now=now):
         by_domain.setdefault(domain, []).append(recipient_id)

@@ -234,7 +234,7 @@ class SMTPConnection:
         params = []
         if "size" in self.extensions:
             params.append(f"SIZE={len(data)}")
-        if "8bitmime" in self.extensions and any(byte > 127 for byte in data):
+        if "8bitmime" in self.extensions and not data.isascii():
             params.append("BODY=8BITMIME")
         mail = f"MAIL FROM:<{mail_from}>" + "".join(" " + p for p in params)
         offset = 1 if self.transactions else 0

@@ -8,6 +8,7 @@ from django.utils import timezone
 from sending.bounces import ingest as service
 from sending.bounces import verp
 from sending.models import InboundReport, Message, Recipient, Suppression
+from tenants.models import UsageCounter
 from tests.bounce_ingest.conftest import (
     DOMAIN, OTHER_DOMAIN, arf, delivered, dsn, events, ingest, return_path, returned_headers,
 )
@@ -159,6 +160,7 @@ def test_a_complaint_emits_complained_and_suppresses_with_the_feedback_type(tena
 
     ingest(FBL, arf(to=FBL, recipient_address="jo@dest.example", returned=returned_headers(message, jo)))
     assert len(events(tenant, "complained")) == 1
+    assert UsageCounter.objects.get(tenant=tenant).complaint == 1  # counted once, through the event
 
 
 def test_a_redacted_complaint_is_matched_by_message_id_when_the_message_had_one_recipient(tenant, send):

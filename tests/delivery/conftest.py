@@ -35,9 +35,14 @@ def delivery_settings(settings):
 
 
 def _clear_politeness():
+    import os
+
+    import redis
+
     from sending.delivery import politeness
 
-    client = politeness._redis()
+    politeness._down_until = 0.0
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
     for key in client.scan_iter("dispatch:delivery:*"):
         client.delete(key)
 

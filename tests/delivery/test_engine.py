@@ -329,3 +329,31 @@ def test_smarthost_receives_everything(sink, queue_message, settings):
     _, recipients = queue_message("a@one.test", "b@two.test")
     deliver(recipients)
     assert sorted(m.rcpt_tos[0] for m in sink.messages) == ["a@one.test", "b@two.test"]
+
+
+def test_effects_a_dead_worker_left_pending_are_replayed_by_the_sweeper(mx, queue_message):
+    from sending.delivery import recording, services
+    from webhooks.models import Event
+
+    message, [recipient] = queue_message("alice@dest.test")
+    lease, [claimed] = engine.claim([recipient.id])
+    recorder = recording.Recorder()
+    assert recorder.record(claimed, engine.Result("delivered", 250, "2.0.0", "ok", "mx.dest.test"), 0, lease=lease)
+    # the worker dies before flushing: the outcome is recorded, its effects are not
+    recipient.refresh_from_db()
+    assert recipient.status == S.DELIVERED and recipient.effects_pending
+    assert not DeliveryAttempt.objects.filter(recipient=recipient).exists()
+
+    assert recording.replay_pending_effects() == 0  # the lease still runs: the worker may flush yet
+    Recipient.objects.filter(pk=recipient.pk).update(lease_until=timezone.now() - timedelta(seconds=1))
+    services.sweep()
+
+    recipient.refresh_from_db()
+    assert not recipient.effects_pending and recipient.lease_until is None
+    assert list(recipient.delivery_attempts.values_list("outcome", "response_code")) == [("delivered", 250)]
+    assert Event.objects.filter(type="delivered", payload__recipient="alice@dest.test").count() == 1
+    message.refresh_from_db()
+    assert message.status == Message.Status.DELIVERED
+    # and the late worker's flush finds nothing left to apply
+    recorder.flush()
+    assert Event.objects.filter(type="delivered", payload__recipient="alice@dest.test").count() == 1

@@ -21,7 +21,7 @@ TENANT_POSTS = [
     ("template_delete", {"template_id": ANY}), ("email_erase", {"email_id": ANY}), ("suppressions", {}),
     ("suppression_remove", {"suppression_id": ANY}), ("webhooks", {}), ("webhook", {"webhook_id": ANY}),
     ("webhook_action", {"webhook_id": ANY, "action": "test"}),
-    ("webhook_replay", {"webhook_id": ANY, "delivery_id": ANY}),
+    ("webhook_replay", {"webhook_id": ANY, "delivery_id": ANY}), ("domain_dns_setup", {"domain_id": ANY}),
 ]
 
 

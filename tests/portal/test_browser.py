@@ -42,9 +42,10 @@ class Browser:
         self.driver.get(self.base_url + path)
 
     def find(self, css):
+        """The element, waiting for it to appear (a click may still be loading the next page)."""
         from selenium.webdriver.common.by import By
 
-        return self.driver.find_element(By.CSS_SELECTOR, css)
+        return self.wait_for(lambda: self.driver.find_element(By.CSS_SELECTOR, css))
 
     def fill(self, css, value):
         element = self.find(css)
@@ -55,9 +56,18 @@ class Browser:
         self.find(css).click()
 
     def wait_for(self, condition, timeout=10):
+        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout).until(lambda d: condition())
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=(
+            NoSuchElementException, StaleElementReferenceException)).until(lambda d: condition())
+
+    def follow(self, css):
+        """Click a link and wait until its page has loaded."""
+        target = self.find(css).get_attribute("href")
+        self.find(css).click()
+        self.wait_for(lambda: self.driver.current_url == target and
+                      self.driver.execute_script("return document.readyState") == "complete")
 
     def text(self):
         return self.find("main").text
@@ -88,7 +98,7 @@ def test_sign_up_to_a_sent_message_in_the_log(chrome, live_server, dns_server):
     assert b.path() == f"/portal/t/{tenant.id}/"
     b.shot("02-dashboard-empty")
 
-    b.find(f'aside a[href="/portal/t/{tenant.id}/domains"]').click()
+    b.follow(f'aside a[href="/portal/t/{tenant.id}/domains"]')
     b.fill("#id_domain", "example.com")
     b.submit()
     b.wait_for(lambda: "DNS records to publish" in b.text())
@@ -102,7 +112,7 @@ def test_sign_up_to_a_sent_message_in_the_log(chrome, live_server, dns_server):
     b.wait_for(lambda: "is verified: you can send from it" in b.text())
     b.shot("04-domain-verified")
 
-    b.find(f'aside a[href="/portal/t/{tenant.id}/credentials"]').click()
+    b.follow(f'aside a[href="/portal/t/{tenant.id}/credentials"]')
     b.fill("#id_label", "e2e")
     b.submit()
     b.wait_for(lambda: "Save this password now" in b.text())
@@ -117,10 +127,10 @@ def test_sign_up_to_a_sent_message_in_the_log(chrome, live_server, dns_server):
     }, timeout=30)
     assert r.status_code in (200, 201, 202), r.text
 
-    b.find(f'aside a[href="/portal/t/{tenant.id}/emails"]').click()
+    b.follow(f'aside a[href="/portal/t/{tenant.id}/emails"]')
     b.wait_for(lambda: "Your e2e receipt" in b.text())
     b.shot("06-email-log")
-    b.find("main table a[href*='/emails/']").click()
+    b.follow("main table a[href*='/emails/']")
     b.wait_for(lambda: "Recipients and delivery" in b.text())
     assert "alice@example.org" in b.text()
     iframe = b.find("iframe.preview")
@@ -130,7 +140,7 @@ def test_sign_up_to_a_sent_message_in_the_log(chrome, live_server, dns_server):
     chrome.switch_to.default_content()
     b.shot("07-email-detail")
 
-    b.find(f'aside a[href="/portal/t/{tenant.id}/"]').click()
+    b.follow(f'aside a[href="/portal/t/{tenant.id}/"]')
     b.wait_for(lambda: "Per day" in b.text())
     assert b.find("svg[role=img] rect")
     b.shot("08-dashboard-with-mail")
@@ -157,3 +167,45 @@ def test_template_editor_previews_while_typing(chrome, live_server, user, tenant
     b.shot("09-template-live-preview")
     b.fill("#id_subject", "Welcome, {{ broken")
     b.wait_for(lambda: "Invalid placeholder" in b.find("#preview-error").text)
+
+    b.open("/portal/dns-providers")
+    assert b.find("#id_token").is_displayed() and not b.find("#id_access_key").is_displayed()
+    from selenium.webdriver.support.ui import Select
+
+    Select(b.find("#id_provider")).select_by_value("route53")
+    assert b.find("#id_access_key").is_displayed() and not b.find("#id_token").is_displayed()
+    b.shot("10-dns-providers")
+
+
+def test_webhook_and_suppression_pages_render(chrome, live_server, user, tenant, settings):
+    from sending.suppressions import suppression_add
+    from webhooks.services import endpoint_create, endpoint_disable, endpoint_send_test
+
+    settings.DISPATCH_WEBHOOK_ALLOW_PRIVATE = True
+    endpoint, _ = endpoint_create(tenant=tenant, url="https://hooks.example.com/dispatch", events=["delivered", "bounced"])
+    endpoint_send_test(tenant=tenant, endpoint_id=endpoint.id)
+    gone, _ = endpoint_create(tenant=tenant, url="https://old.example.com/hook", events=["bounced"])
+    endpoint_disable(endpoint=gone, reason="The endpoint answered 410 Gone.")
+    suppression_add(tenant=tenant, email="bounced@example.org", reason="550 5.1.1 user unknown", source="bounce")
+
+    b = Browser(chrome, live_server.url)
+    b.open("/portal/login")
+    b.fill("#id_username", user.email)
+    b.fill("#id_password", "correct horse battery staple")
+    b.submit()
+    b.wait_for(lambda: b.path().startswith("/portal/tenants"))
+    b.open(f"/portal/t/{tenant.id}/")
+    assert "Webhook disabled" in b.text()
+    b.open(f"/portal/t/{tenant.id}/webhooks/{endpoint.id}")
+    assert "webhook.test" in b.text()
+    b.shot("11-webhook")
+    b.open(f"/portal/t/{tenant.id}/suppressions")
+    assert "bounced@example.org" in b.text()
+    b.shot("12-suppressions")
+    chrome.set_window_size(390, 844)  # a phone
+    try:
+        b.open(f"/portal/t/{tenant.id}/")
+        assert chrome.execute_script("return document.documentElement.scrollWidth") <= 390
+        b.shot("13-dashboard-phone")
+    finally:
+        chrome.set_window_size(1280, 1000)

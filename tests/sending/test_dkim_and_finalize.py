@@ -84,7 +84,7 @@ def test_signing_needs_a_from_header_and_an_rsa_key(key_pem):
         dkim_sign(MESSAGE, domain="example.com", selector="s1", private_key_pem=b"not a key")
 
 
-@pytest.mark.skipif(not opendkim.available(), reason="opendkim-testmsg / unshare not installed (scripts/ensure-services.sh)")
+@pytest.mark.skipif(not opendkim.available(), reason="needs opendkim-testmsg (scripts/ensure-services.sh) and permission to unshare -mn")
 def test_opendkim_verifies_our_signature(key_pem):
     signed = dkim_sign(MESSAGE, domain="example.com", selector="s1", private_key_pem=key_pem)
     ok, details = opendkim.opendkim_verify(signed, record_name="s1._domainkey.example.com.", txt=public_key_record(key_pem))
@@ -145,7 +145,7 @@ def make_unsubscribe_url(recipient):
     return f"{settings.DISPATCH_PUBLIC_URL}/u/{make_token(recipient)}"
 
 
-@pytest.mark.skipif(not opendkim.available(), reason="opendkim-testmsg / unshare not installed")
+@pytest.mark.skipif(not opendkim.available(), reason="needs opendkim-testmsg and permission to unshare -mn")
 @pytest.mark.django_db
 def test_opendkim_verifies_a_finalized_multipart_copy(api, send_url, verified_domain):
     import base64

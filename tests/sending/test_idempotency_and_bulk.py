@@ -157,9 +157,26 @@ def test_bulk_quota_fails_only_the_messages_over_it(api, bulk_url, verified_doma
     assert [r["success"] for r in body["data"]["results"]] == [True, False, True]
     assert body["data"]["results"][1]["code"] == "QUOTA_EXCEEDED"
     assert body["data"]["results"][1]["message"] == "Monthly quota exceeded (2/3). Enable overage or upgrade plan."
+    # The refused message left nothing behind: no rows, no events.
+    from webhooks.models import Event
+
+    assert sorted(Message.objects.values_list("recipients__email", flat=True)) == ["a@example.org", "b@example.org", "e@example.org"]
+    assert sorted(e.payload["recipient"] for e in Event.objects.filter(tenant=tenant)) == ["a@example.org", "b@example.org", "e@example.org"]
 
 
 def test_bulk_cross_tenant(other_cred_api, other_api, bulk_url, verified_domain):
     assert_error(other_cred_api.post(bulk_url, {"messages": [message_payload()]}, format="json"), 403, "CREDENTIAL_MISMATCH")
     assert_error(other_api.post(bulk_url, {"messages": [message_payload()]}, format="json"), 404, "TENANT_NOT_FOUND")
     assert not Message.objects.exists()
+
+
+def test_old_idempotency_keys_are_pruned(api, send_url, verified_domain):
+    from django.utils import timezone
+
+    from sending.services import idempotency_keys_prune
+
+    api.post(send_url, message_payload(), format="json", HTTP_IDEMPOTENCY_KEY="a")
+    api.post(send_url, message_payload(subject="b"), format="json", HTTP_IDEMPOTENCY_KEY="b")
+    IdempotencyKey.objects.filter(key="a").update(created_at=timezone.now() - timedelta(hours=25))
+    assert idempotency_keys_prune() == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["b"]

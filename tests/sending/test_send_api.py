@@ -332,3 +332,21 @@ def test_a_user_cannot_send_for_a_tenant_they_do_not_own(other_api, send_url, ve
 def test_unauthenticated_requests_are_refused(client, send_url, verified_domain):
     response = client.post(send_url, message_payload(), content_type="application/json")
     assert_error(response, 401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize("subject", [
+    "short", "word " * 60, "x" * 995, "Grüße " * 40, "mixed ascii then ü " + "y" * 300,
+])
+def test_long_and_non_ascii_headers_fold_within_line_limits(api, send_url, verified_domain, subject):
+    response = api.post(send_url, message_payload(
+        subject=subject.strip(), to=[f"Recipient Number {i} <r{i}@example.org>" for i in range(30)],
+        headers={"X-Long": "v " * 300},
+    ), format="json")
+    assert response.status_code == 200, response.content
+    raw, parsed = stored_mime(Message.objects.get())
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 998 for line in head.split(b"\r\n"))
+    assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    assert str(parsed["Subject"]) == subject.strip()
+    assert len(parsed["To"].addresses) == 30 and parsed["To"].addresses[29].display_name == "Recipient Number 29"
+    assert parsed["X-Long"] == "v " * 300

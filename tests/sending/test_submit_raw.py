@@ -142,3 +142,18 @@ def test_parsed_back_the_message_is_intact(tenant, verified_domain):
     parsed = email.message_from_bytes(stored, policy=policy.default)
     assert parsed.get_content().strip() == "Hello Alice"
     assert str(parsed["Subject"]) == "Grüße"
+
+
+def test_submit_raw_many_checks_each_item_and_stores_the_accepted_together(tenant, verified_domain):
+    from sending.services import SubmitResult, submit_raw_many
+
+    items = [
+        {"mail_from": "shop@example.com", "rcpt_tos": ["a@example.org"], "raw": RAW},
+        {"mail_from": "shop@example.com", "rcpt_tos": ["b@example.org"], "raw": RAW.replace(b"shop@example.com", b"shop@elsewhere.example")},
+        {"mail_from": "shop@example.com", "rcpt_tos": ["c@example.org", "d@example.org"], "raw": RAW},
+    ]
+    outcomes = submit_raw_many(tenant=tenant, items=items)
+    assert isinstance(outcomes[0], SubmitResult) and isinstance(outcomes[2], SubmitResult)
+    assert isinstance(outcomes[1], DomainNotVerified)
+    assert sorted(Message.objects.values_list("recipients__email", flat=True)) == ["a@example.org", "c@example.org", "d@example.org"]
+    assert outcomes[2].response["message"] == "2 email(s) queued for delivery"

@@ -209,6 +209,21 @@ def test_sessions_over_the_cap_are_turned_away(start_gateway, raw_session):
     assert [s.greeting[:9] for s in sessions] == ["220 mail."] * 3 + ["421 4.7.0"]
 
 
+def test_pipelined_transaction_is_answered_in_order(raw_session, sender, tenant):
+    from sending.suppressions import suppression_add
+
+    suppression_add(tenant=tenant, email="gone@example.net")
+    session = raw_session(login=sender)
+    session.send(b"MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\n"
+                 b"RCPT TO:<gone@example.net>\r\nDATA\r\n")
+    replies = [session.reply() for _ in range(4)]
+    assert [r[:9] for r in replies] == ["250 2.1.0", "250 2.1.5", "550 5.1.1", "354 End d"]
+    session.send(HEAD + b"pipelined\r\n.\r\nQUIT\r\n")
+    assert session.reply().startswith("250 2.0.0")
+    assert session.reply().startswith("221")
+    assert list(Message.objects.get().recipients.values_list("email", flat=True)) == ["bob@example.net"]
+
+
 def test_rcpt_before_mail_and_data_before_rcpt_are_refused(raw_session, sender):
     session = raw_session(login=sender)
     assert session.command("RCPT TO:<bob@example.net>").startswith("503 5.5.1")

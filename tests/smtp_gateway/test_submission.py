@@ -102,6 +102,20 @@ def test_x_dispatch_headers_become_tags_and_metadata_and_are_removed(smtp_startt
     assert b"X-Dispatch" not in stored_body(message)
 
 
+def test_x_dispatch_template_renders_the_template_with_variables(smtp_starttls, sender, tenant):
+    from templates_app.services import template_create
+
+    template_create(tenant=tenant, name="Welcome", slug="welcome", subject="Hi {{name}}",
+                    text_body="Welcome aboard, {{name}}!")
+    raw = simple_message(extra=b'X-Dispatch-Template: welcome\r\nX-Dispatch-Template-Variables: {"name": "Ann"}\r\n')
+    smtp_starttls(login=sender).sendmail("alice@example.com", ["bob@example.net"], raw)
+    message = Message.objects.get()
+    assert message.subject == "Hi Ann"
+    stored = stored_body(message)
+    assert b"Welcome aboard, Ann!" in stored and b"Hello there." not in stored
+    assert b"X-Dispatch" not in stored
+
+
 def test_header_from_on_an_unverified_domain_is_refused_at_data(smtp_starttls, sender):
     client = smtp_starttls(login=sender)
     client.mail("alice@example.com")

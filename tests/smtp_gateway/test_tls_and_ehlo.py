@@ -5,6 +5,9 @@ import stat
 
 import pytest
 
+from django.core.exceptions import ImproperlyConfigured
+
+from smtp_gateway.server import GatewayConfig, Listener, tls_context_for
 from smtp_gateway.tls import ensure_certificate, server_context
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +76,15 @@ def test_commands_pipelined_behind_starttls_are_discarded(raw_session, client_tl
     assert session.command("EHLO client.test").startswith("250")
 
 
+def test_a_failed_tls_handshake_closes_only_that_session(gateway, raw_session):
+    session = raw_session(tls=False)
+    session.command("EHLO client.test")
+    assert session.command("STARTTLS").startswith("220")
+    session.send(b"this is not a TLS ClientHello\r\n" * 4)
+    assert session.closed()
+    assert raw_session(tls=True).command("NOOP").startswith("250")
+
+
 def test_starttls_forgets_the_plaintext_ehlo(raw_session, client_tls):
     session = raw_session(tls=False)
     session.command("EHLO client.test")
@@ -105,3 +117,26 @@ def test_half_a_certificate_pair_is_an_error_not_overwritten(tmp_path):
     with pytest.raises(FileNotFoundError):
         ensure_certificate(cert, tmp_path / "key.pem", hostname="mail.example.test")
     assert cert.read_text() == "operator's certificate"
+
+
+def test_production_refuses_to_start_without_its_certificate(tmp_path, settings):
+    settings.PRODUCTION = True
+    config = GatewayConfig.from_settings(tls_cert=str(tmp_path / "cert.pem"), tls_key=str(tmp_path / "key.pem"))
+    with pytest.raises(ImproperlyConfigured):
+        tls_context_for(config)
+    assert not (tmp_path / "cert.pem").exists()
+
+
+def test_listeners_follow_the_settings(settings):
+    settings.DISPATCH_SMTP_STARTTLS_PORTS = [2525, 587]
+    settings.DISPATCH_SMTP_TLS_PORTS = [465]
+    settings.DISPATCH_SMTP_INBOUND_PORT = 25
+    assert GatewayConfig.from_settings().listeners == (
+        Listener("submission", 2525), Listener("submission", 587), Listener("submission", 465, implicit_tls=True),
+        Listener("inbound", 25),
+    )
+
+
+def test_a_role_without_an_implementation_opens_no_port(start_gateway):
+    runner = start_gateway(listeners=(Listener("submission", 0), Listener("inbound", 0)))
+    assert [bound.listener.role for bound in runner.gateway.bound] == ["submission"]

@@ -46,3 +46,15 @@ document.addEventListener("submit", function (event) {
   });
   refresh();
 })();
+
+// DNS provider form: show only the chosen provider's credential fields.
+(function () {
+  var form = document.getElementById("provider-form");
+  if (!form) return;
+  var select = form.querySelector("select[name=provider]");
+  function update() {
+    form.querySelectorAll("fieldset[data-provider]").forEach(function (set) { set.hidden = set.dataset.provider !== select.value; });
+  }
+  select.addEventListener("change", update);
+  update();
+})();

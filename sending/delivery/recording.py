@@ -1,0 +1,260 @@
+"""Recording delivery outcomes, in two steps.
+
+1. The ledger (`Recorder.record`): right after the server's reply, ONE conditional UPDATE of the
+   recipient row — status, reply, timestamps, next retry — guarded by the worker's lease
+   (WHERE status='sending' AND lease_until=<lease>), committed before the next message is sent.
+   This is what makes "never sent twice" hold: after a crash only recipients without a recorded
+   outcome are sent again. The row keeps `effects_pending=True` and its lease value.
+2. The effects (`Recorder.flush`, every FLUSH_EVERY outcomes or FLUSH_SECONDS): in one
+   transaction for the group, the DeliveryAttempt rows, the events (sending.events.emit), hard
+   bounce suppressions and the messages' aggregate status; `effects_pending` is cleared in the
+   same transaction. If the worker dies in between, the sweeper replays the effects of rows whose
+   lease has expired (`replay_pending_effects`), so no event is lost either.
+
+Batching step 2 is what keeps the per-message cost at a few statements instead of a dozen.
+"""
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection as db, transaction
+from django.db.models import Count, Max
+from django.utils import timezone
+
+from sending.models import DeliveryAttempt, Message, Recipient
+
+log = logging.getLogger(__name__)
+Status = Recipient.Status
+Outcome = DeliveryAttempt.Outcome
+
+FLUSH_EVERY = 50
+FLUSH_SECONDS = 1.0
+_TABLE = Recipient._meta.db_table
+_OUTCOME_OF_STATUS = {
+    Status.DELIVERED: Outcome.DELIVERED,
+    Status.DEFERRED: Outcome.DEFERRED,
+    Status.BOUNCED: Outcome.BOUNCED,
+    Status.FAILED: Outcome.FAILED,
+}
+
+
+@dataclass
+class Effect:
+    recipient: Recipient
+    outcome: str
+    result: object  # engine.Result
+    classification: object  # bounces Classification or None
+    started_at: datetime
+    duration_ms: int
+
+
+def retry_delay(attempts):
+    """Exponential backoff with +-25 % jitter, capped."""
+    import random
+
+    base = settings.DISPATCH_RETRY_BASE_DELAY * (2 ** min(max(attempts - 1, 0), 30))
+    return min(base, settings.DISPATCH_RETRY_MAX_DELAY) * random.uniform(0.75, 1.25)
+
+
+def ledger_fields(recipient, result, now):
+    """(outcome, fields for the recipient row, classification) for `result`."""
+    outcome = result.outcome
+    fields = {
+        "last_response_code": result.code,
+        "last_enhanced_status": result.enhanced[:16],
+        "last_response_text": result.text[:1000],
+    }
+    classification = None
+    if outcome == Outcome.DEFERRED:
+        expires = recipient.message.queued_at + timedelta(seconds=settings.DISPATCH_MAX_QUEUE_LIFETIME)
+        if now >= expires:
+            outcome = Outcome.FAILED
+            fields["last_response_text"] = (
+                f"expired after {settings.DISPATCH_MAX_QUEUE_LIFETIME} s in the queue; last error: {result.reply_text}"
+            )[:1000]
+            fields["bounce_class"] = "MessageExpired"
+        else:
+            delay = timedelta(seconds=retry_delay(recipient.attempts + 1))
+            fields.update(status=Status.DEFERRED, next_attempt_at=min(now + delay, expires))
+    if outcome == Outcome.DELIVERED:
+        fields.update(status=Status.DELIVERED, delivered_at=now)
+    elif outcome == Outcome.BOUNCED:
+        from sending.bounces.classify import classify_reply
+
+        classification = classify_reply(result.code, result.enhanced, result.text)
+        fields.update(status=Status.BOUNCED, bounced_at=now, bounce_class=classification.bounce_class, bounce_type=classification.disposition)
+    elif outcome == Outcome.FAILED:
+        fields.update(status=Status.FAILED, failed_at=now)
+    return outcome, fields, classification
+
+
+class Recorder:
+    def __init__(self):
+        self.effects = []
+        self._first_at = None
+
+    def record(self, recipient, result, started, *, lease, **extra):
+        """Commit the outcome if `lease` still holds the row. Returns False when it does not."""
+        now = timezone.now()
+        outcome, fields, classification = ledger_fields(recipient, result, now)
+        fields.update(extra)
+        # Raw SQL: this runs once per message, and the ORM's query building costs more than the query.
+        columns = ", ".join(f"{Recipient._meta.get_field(name).column} = %s" for name in fields)
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = true, {columns} "
+                "WHERE id = %s AND status = 'sending' AND lease_until = %s",
+                [*fields.values(), recipient.pk, lease],
+            )
+            updated = cursor.rowcount
+        if not updated:
+            log.warning("recipient %s: lease lost before its outcome (%s) was recorded", recipient.pk, outcome)
+            return False
+        for name, value in fields.items():
+            setattr(recipient, name, value)
+        recipient.attempts += 1
+        elapsed = time.monotonic() - started
+        self.effects.append(Effect(recipient, outcome, result, classification, now - timedelta(seconds=elapsed), int(elapsed * 1000)))
+        if self._first_at is None:
+            self._first_at = time.monotonic()
+        if len(self.effects) >= FLUSH_EVERY or time.monotonic() - self._first_at >= FLUSH_SECONDS:
+            self.flush()
+        return True
+
+    def flush(self):
+        if not self.effects:
+            return
+        effects, self.effects, self._first_at = self.effects, [], None
+        by_id = {effect.recipient.id: effect for effect in effects}
+        with transaction.atomic():
+            # Whoever clears the flag applies the effects (the sweeper may replay a slow worker's).
+            mine = _take_pending("id = ANY(%s)", [list(by_id)])
+            apply_effects([by_id[recipient_id] for recipient_id in mine])
+
+
+def _take_pending(condition, params):
+    with db.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_TABLE} SET effects_pending = false, lease_until = NULL WHERE effects_pending AND {condition} RETURNING id",
+            params,
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def apply_effects(effects):
+    """Attempt rows, events, suppressions and message status for recorded outcomes (called
+    inside a transaction)."""
+    if not effects:
+        return
+    DeliveryAttempt.objects.bulk_create(
+        DeliveryAttempt(
+            tenant_id=e.recipient.tenant_id,
+            recipient_id=e.recipient.id,
+            started_at=e.started_at,
+            duration_ms=e.duration_ms,
+            mx_host=e.result.mx_host[:255],
+            remote_ip=e.result.remote_ip[:45],
+            response_code=e.result.code,
+            enhanced_status=e.result.enhanced[:16],
+            response_text=e.recipient.last_response_text,
+            outcome=e.outcome,
+        )
+        for e in effects
+    )
+    for effect in effects:
+        _emit(effect)
+        if effect.classification is not None and effect.classification.disposition == "hard":
+            _suppress(effect)
+    refresh_messages({effect.recipient.message_id for effect in effects})
+
+
+def _emit(effect):
+    from sending.events import emit
+
+    recipient, result = effect.recipient, effect.result
+    details = {
+        "response": {"code": result.code, "enhanced_status": result.enhanced or None, "content": recipient.last_response_text},
+        "attempt": recipient.attempts,
+    }
+    if result.mx_host:
+        details["mx_host"] = result.mx_host
+    if effect.outcome == Outcome.DEFERRED:
+        details["next_attempt_at"] = recipient.next_attempt_at.isoformat()
+    if effect.classification is not None:
+        details["bounce_classification"] = effect.classification.bounce_class
+        details["bounce_type"] = effect.classification.disposition
+    emit(str(effect.outcome), recipient=recipient, message=recipient.message, tenant=recipient.tenant, **details)
+
+
+def _suppress(effect):
+    from sending.suppressions import suppression_add
+
+    recipient = effect.recipient
+    suppression_add(
+        tenant=recipient.tenant,
+        email=recipient.email,
+        reason=f"hard bounce: {effect.result.reply_text}"[:1000],
+        source="bounce",
+        bounce_class=effect.classification.bounce_class,
+        source_message=recipient.message,
+    )
+
+
+def refresh_messages(message_ids):
+    """sending.services.message_refresh_status for many messages in three statements: lock the
+    message rows (serialises concurrent refreshes), aggregate their recipients, bulk update."""
+    from sending.services import aggregate_status
+
+    ids = sorted(message_ids)
+    if not ids:
+        return
+    list(Message.objects.select_for_update().filter(id__in=ids).order_by("id").values_list("id", flat=True))
+    rows = (
+        Recipient.objects.filter(message_id__in=ids)
+        .values("message_id", "status", "bounce_type")
+        .annotate(n=Count("id"), delivered=Max("delivered_at"), bounced=Max("bounced_at"))
+    )
+    state = {message_id: ({}, set(), None, None) for message_id in ids}
+    for row in rows:
+        counts, bounce_types, delivered_at, bounced_at = state[row["message_id"]]
+        counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
+        if row["bounce_type"]:
+            bounce_types.add(row["bounce_type"])
+        delivered_at = max(filter(None, [delivered_at, row["delivered"]]), default=None)
+        bounced_at = max(filter(None, [bounced_at, row["bounced"]]), default=None)
+        state[row["message_id"]] = (counts, bounce_types, delivered_at, bounced_at)
+    updates = []
+    for message_id, (counts, bounce_types, delivered_at, bounced_at) in state.items():
+        bounce_type = "hard" if "hard" in bounce_types else ("soft" if "soft" in bounce_types else None)
+        updates.append(Message(id=message_id, status=aggregate_status(counts), bounce_type=bounce_type,
+                               delivered_at=delivered_at, bounced_at=bounced_at))
+    Message.objects.bulk_update(updates, ["status", "bounce_type", "delivered_at", "bounced_at"])
+
+
+def replay_pending_effects(*, now=None, limit=1000):
+    """The effects of outcomes a dead worker recorded but never applied (lease expired)."""
+    from .engine import Result, load_recipients
+
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = _take_pending(
+            f"id IN (SELECT id FROM {_TABLE} WHERE effects_pending AND lease_until < %s LIMIT %s FOR UPDATE SKIP LOCKED)", [now, limit]
+        )
+        effects = []
+        for recipient in load_recipients(ids):
+            outcome = _OUTCOME_OF_STATUS.get(recipient.status)
+            if outcome is None:
+                continue
+            classification = None
+            if outcome == Outcome.BOUNCED:
+                from sending.bounces.classify import Classification
+
+                classification = Classification(recipient.bounce_class, recipient.bounce_type or "soft")
+            result = Result(outcome, recipient.last_response_code, recipient.last_enhanced_status, recipient.last_response_text)
+            effects.append(Effect(recipient, outcome, result, classification, now, 0))
+        apply_effects(effects)
+    if effects:
+        log.warning("replayed the effects of %d outcome(s) recorded by a worker that died", len(effects))
+    return len(effects)
