@@ -29,7 +29,9 @@ class ProviderInput(serializers.Serializer):
     token = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True, max_length=500)
     access_key = serializers.CharField(required=False, allow_blank=True, max_length=200)
     secret_key = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    region = serializers.CharField(required=False, allow_blank=True, max_length=50)
+    # AWS region names look like us-east-1 / ap-southeast-2 / us-gov-west-1; botocore refuses others.
+    region = serializers.RegexField(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$", required=False, allow_blank=True, max_length=50,
+                                    error_messages={"invalid": "Not an AWS region name (like us-east-1)."})
     service_account_json = serializers.JSONField(required=False)
     project_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
 

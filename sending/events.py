@@ -60,10 +60,10 @@ def emit_many(items, *, tenant):
 
 
 def _record_many(*, tenant, items):
-    # One sink call per event. A batch form in webhooks (one INSERT for all events of a
-    # submission) would save two queries per recipient on /send-bulk.
-    for event, payload in items:
-        _record(tenant=tenant, event=event, payload=payload)
+    """Hands many events of one tenant to the webhooks sink in one call (3 queries in all)."""
+    from webhooks.services import event_record_many
+
+    event_record_many(tenant=tenant, items=items)
 
 
 def _record(*, tenant, event, payload):

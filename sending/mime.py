@@ -171,7 +171,9 @@ def _attachment_part(attachment: Attachment, disposition: str) -> MIMEBase:
 
 
 def _multipart(subtype: str, parts) -> MIMEMultipart:
-    container = MIMEMultipart(subtype, _subparts=list(parts))
+    # A random boundary cannot occur in the content by chance; choosing it here also spares
+    # the generator its scan of the whole body for a collision.
+    container = MIMEMultipart(subtype, boundary=f"=_{uuid.uuid4().hex}", _subparts=list(parts))
     del container["MIME-Version"]
     return container
 

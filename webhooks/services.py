@@ -124,15 +124,34 @@ def endpoint_disable(*, endpoint, reason):
 def event_record(*, tenant, event, payload):
     """Store `event` and a Delivery for each enabled endpoint subscribed to it, inside the
     caller's transaction; the deliveries are sent to the broker after commit."""
+    return event_record_many(tenant=tenant, items=[(event, payload)])[0]
+
+
+def event_record_many(*, tenant, items):
+    """event_record for many (event, payload) items of one tenant — the submission path records
+    a `sent` per recipient: one Event INSERT, one endpoint query and one Delivery INSERT for
+    the lot instead of three queries per event."""
+    if not items:
+        return []
     now = timezone.now()
-    body = {"event": event, "timestamp": rfc3339(now), "tenant_id": str(tenant.pk), **payload}
-    record = Event.objects.create(tenant=tenant, type=event, payload=body, created_at=now)
-    endpoints = [
-        e.pk for e in Endpoint.objects.for_tenant(tenant).filter(enabled=True).only("id", "events") if event in e.events
-    ]
-    if endpoints:
-        _deliveries_create(record, endpoints, now)
-    return record
+    stamp = rfc3339(now)
+    records = Event.objects.bulk_create(
+        Event(tenant=tenant, type=event, created_at=now,
+              payload={"event": event, "timestamp": stamp, "tenant_id": str(tenant.pk), **payload})
+        for event, payload in items
+    )
+    endpoints = list(Endpoint.objects.for_tenant(tenant).filter(enabled=True).only("id", "events"))
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(tenant_id=tenant.pk, event=record, endpoint_id=endpoint.pk, webhook_id=record.webhook_id,
+                 next_attempt_at=now, enqueued_at=now, created_at=now)
+        for record in records
+        for endpoint in endpoints
+        if record.type in endpoint.events
+    )
+    if deliveries:
+        ids = [d.pk for d in deliveries]
+        transaction.on_commit(lambda: enqueue(ids))
+    return records
 
 
 def _deliveries_create(event, endpoint_ids, now):

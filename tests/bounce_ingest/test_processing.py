@@ -323,3 +323,13 @@ def test_operators_see_reports_in_the_admin_without_the_raw_message(tenant, send
     assert listing.status_code == 200 and return_path(vic).encode() in listing.content
     assert detail.status_code == 200 and b"InvalidRecipient" in detail.content
     assert b"Mail Delivery System" not in detail.content
+
+
+@pytest.mark.parametrize("raw", [b"", b"\x00\xff\xfe garbage \r\n\r\n\x80", b"Subject: hello\r\n\r\nnot a report\r\n"])
+def test_anything_that_is_not_a_report_is_recorded_and_dropped(tenant, send, raw):
+    message, [wes] = send("wes@dest.example")
+
+    report = ingest(return_path(wes), raw)
+
+    assert (report.kind, report.result["recipients"]) == ("not_bounce", [])
+    assert report.processed_at is not None and Recipient.objects.get(pk=wes.pk).status == "delivered"

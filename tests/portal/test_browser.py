@@ -69,6 +69,13 @@ class Browser:
         self.wait_for(lambda: self.driver.current_url == target and
                       self.driver.execute_script("return document.readyState") == "complete")
 
+    def log_in(self, user, password="correct horse battery staple"):
+        self.open("/portal/login")
+        self.fill("#id_username", user.email)
+        self.fill("#id_password", password)
+        self.submit()
+        self.wait_for(lambda: self.path().startswith("/portal/tenants"))
+
     def text(self):
         return self.find("main").text
 
@@ -148,11 +155,7 @@ def test_sign_up_to_a_sent_message_in_the_log(chrome, live_server, dns_server):
 
 def test_template_editor_previews_while_typing(chrome, live_server, user, tenant):
     b = Browser(chrome, live_server.url)
-    b.open("/portal/login")
-    b.fill("#id_username", user.email)
-    b.fill("#id_password", "correct horse battery staple")
-    b.submit()
-    b.wait_for(lambda: b.path().startswith("/portal/tenants"))
+    b.log_in(user)
 
     b.open(f"/portal/t/{tenant.id}/templates/new")
     b.fill("#id_name", "Welcome")
@@ -189,11 +192,7 @@ def test_webhook_and_suppression_pages_render(chrome, live_server, user, tenant,
     suppression_add(tenant=tenant, email="bounced@example.org", reason="550 5.1.1 user unknown", source="bounce")
 
     b = Browser(chrome, live_server.url)
-    b.open("/portal/login")
-    b.fill("#id_username", user.email)
-    b.fill("#id_password", "correct horse battery staple")
-    b.submit()
-    b.wait_for(lambda: b.path().startswith("/portal/tenants"))
+    b.log_in(user)
     b.open(f"/portal/t/{tenant.id}/")
     assert "Webhook disabled" in b.text()
     b.open(f"/portal/t/{tenant.id}/webhooks/{endpoint.id}")
