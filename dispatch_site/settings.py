@@ -121,6 +121,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Celery's Django fix-up closes every database connection after every task unless this is set;
+# reconnecting per task cost delivery more than the task itself. Tasks that care call
+# django.db.close_old_connections() first (health check / CONN_MAX_AGE, as a web request does).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 
 # --- auth ----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"

@@ -5,6 +5,7 @@ update recipients; the Message status is an aggregate kept by
 import uuid
 
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from tenants.models import Credential, Tenant, TenantOwnedModel
@@ -123,7 +124,9 @@ class Recipient(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="recipient_status_next"),
             models.Index(fields=["domain", "status"], name="recipient_domain_status"),
-            models.Index(fields=["tenant", "email"], name="recipient_tenant_email"),
+            # Serves email__iexact lookups (log filter by recipient, bounce history): iexact
+            # compiles to UPPER(email) = UPPER(%s).
+            models.Index("tenant", Upper("email"), name="recipient_tenant_email_ci"),
             models.Index(fields=["lease_until"], condition=models.Q(effects_pending=True), name="recipient_effects_pending"),
         ]
 

@@ -111,6 +111,9 @@ def test_sign_up_to_a_sent_message_in_the_log(chrome, live_server, dns_server):
     b.wait_for(lambda: "DNS records to publish" in b.text())
     domain = Domain.objects.get(tenant=tenant)
     b.shot("03-domain-records")
+    copy = b.find(f'button[data-copy="{domain.verification_value}"]')
+    copy.click()
+    b.wait_for(lambda: copy.text == "Copied")
     # Publish the records the page shows, as the user would at their DNS host.
     dns_server.add(domain.verification_host, "TXT", domain.verification_value)
     dns_server.add(domain.dkim_host, "TXT", f"v=DKIM1; k=rsa; p={domain.dkim_public_key}")
@@ -197,6 +200,8 @@ def test_webhook_and_suppression_pages_render(chrome, live_server, user, tenant,
     assert "Webhook disabled" in b.text()
     b.open(f"/portal/t/{tenant.id}/webhooks/{endpoint.id}")
     assert "webhook.test" in b.text()
+    b.find("button[aria-label^='Replay delivery']").click()  # a small button in a table row submits its form
+    b.wait_for(lambda: "Delivery queued again" in b.text())
     b.shot("11-webhook")
     b.open(f"/portal/t/{tenant.id}/suppressions")
     assert "bounced@example.org" in b.text()
@@ -208,3 +213,5 @@ def test_webhook_and_suppression_pages_render(chrome, live_server, user, tenant,
         b.shot("13-dashboard-phone")
     finally:
         chrome.set_window_size(1280, 1000)
+    b.find("header form button[type=submit]").click()
+    b.wait_for(lambda: b.path().startswith("/portal/login"))

@@ -179,3 +179,94 @@ def test_objects_named_in_a_body_must_belong_to_the_tenant(worlds):
                           {"provider_id": victim.ids["provider_id"], "zone_id": "Z1"}, format="json")
     assert r.status_code == 404, r.content
     assert victim.marker not in r.content.decode()
+
+
+# --- portal pages ------------------------------------------------------------------------------
+PORTAL_ALIASES = {"email_id": "log_id"}  # portal URL parameter -> the object kind in world.ids
+
+
+def portal_routes():
+    """(route, params, methods, {slug parameter: values}) for every portal page with an object
+    in its URL (account-level pages without one are covered by the 'own pages' test)."""
+    found = []
+    for route, pattern in walk(get_resolver().url_patterns):
+        if not route.startswith("portal/"):
+            continue
+        view = getattr(pattern.callback, "view_class", None)
+        params = [name for _, name in PARAM_RE.findall(route)]
+        slugs = {name: list(getattr(view, "ACTIONS", ())) for conv, name in PARAM_RE.findall(route) if conv == "slug"}
+        found.append((route, params, view_methods(pattern), slugs))
+    return found
+
+
+def portal_form(victim, attacker):
+    return {key: value for key, value in write_body(victim, attacker).items() if isinstance(value, (str, bool))} | {
+        "events": "delivered", "confirm": "yes"}
+
+
+def portal_fill(route, values, slugs):
+    def value(match):
+        name = match.group(2)
+        return slugs[name] if name in slugs else values[PORTAL_ALIASES.get(name, name)]
+
+    return "/" + PARAM_RE.sub(value, route)
+
+
+def refused_back_home(response, method, attacker):
+    """A POST button may answer a foreign object by redirecting to the user's own tenant with
+    an error message (nothing changed: checked by the caller), instead of a 404."""
+    location = response.headers.get("Location", "")
+    return method == "post" and response.status_code == 302 and location.startswith(f"/portal/t/{attacker.tenant.id}/")
+
+
+def test_the_sweep_knows_every_url_parameter_of_the_portal(worlds):
+    victim, _ = worlds
+    unknown = sorted(
+        (route, name) for route, params, _, slugs in portal_routes() for name in params
+        if PORTAL_ALIASES.get(name, name) not in victim.ids and not slugs.get(name)
+    )
+    assert not unknown, f"add an object of this kind (or an ACTIONS list) for: {unknown}"
+
+
+def test_another_user_never_reaches_a_tenants_portal_pages(worlds, client):
+    victim, attacker = worlds
+    client.force_login(attacker.user)
+    before = tenant_state(victim)
+    form = portal_form(victim, attacker)
+    failures, calls = [], 0
+    object_routes = [r for r in portal_routes() if set(r[1]) - set(r[3])]
+    assert len(object_routes) >= 15
+    for route, params, methods, slugs in object_routes:
+        objects = [PORTAL_ALIASES.get(p, p) for p in params if p not in slugs and p != "tenant_id"]
+        # The victim's tenant, then the attacker's own tenant with each of the victim's objects.
+        variants = [dict(victim.ids)] + [{**attacker.ids, p: victim.ids[p]} for p in objects]
+        for values, method in itertools.product(variants, methods):
+            for slug_values in itertools.product(*slugs.values()) if slugs else [()]:
+                url = portal_fill(route, values, dict(zip(slugs, slug_values)))
+                response = client.post(url, form) if method == "post" else getattr(client, method)(url)
+                calls += 1
+                what = f"{method.upper()} {url} -> {response.status_code}"
+                supplied = set(values.values())
+                if leaked := leaks(response, victim, supplied):
+                    failures.append(f"{what}: leaks {leaked}")
+                elif response.status_code != 404 and not refused_back_home(response, method, attacker):
+                    failures.append(f"{what}: expected 404")
+    assert not failures, f"{len(failures)} of {calls} calls:\n" + "\n".join(failures)
+    assert tenant_state(victim) == before
+    assert calls > 50
+
+
+def test_own_portal_pages_never_show_another_tenants_data(worlds, client):
+    victim, attacker = worlds
+    client.force_login(attacker.user)
+    failures = []
+    for route, params, methods, slugs in portal_routes():
+        if "get" not in methods or slugs or route == "portal/logout":
+            continue
+        url = portal_fill(route, attacker.ids, {})
+        response = client.get(url, follow=True)
+        if response.status_code != 200:
+            failures.append(f"GET {url} -> {response.status_code}")
+        elif leaked := leaks(response, victim, set()):
+            failures.append(f"GET {url}: leaks {leaked}")
+    assert not failures, "\n".join(failures)
