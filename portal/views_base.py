@@ -30,7 +30,7 @@ class TenantPage(LoginRequiredMixin, View):
     def dispatch(self, request, *args, **kwargs):
         if not request.user.is_authenticated:
             return self.handle_no_permission()
-        self.tenant = Tenant.objects.select_related("plan").filter(pk=kwargs["tenant_id"]).first()
+        self.tenant = Tenant.objects.select_related("plan").filter(pk=kwargs["tenant_id"], owner=request.user).first()
         if self.tenant is None:
             raise Http404("Tenant not found")
         return super().dispatch(request, *args, **kwargs)

@@ -5,6 +5,7 @@ Stored at submission ("prepared"): the complete message without per-recipient he
 without a DKIM signature. At delivery `finalize_for_recipient` adds List-Unsubscribe (RFC 8058
 one-click, a token per recipient) and signs the copy with the from-domain's key.
 """
+import logging
 import re
 import uuid
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from django.utils import timezone
 from dispatch_site.errors import ValidationFailed
 
 from .addresses import has_control_chars
+from .dkim import dkim_sign, normalize_line_endings
+from .unsubscribe import unsubscribe_url
+
+logger = logging.getLogger(__name__)
 
 # CRLF line endings and lines folded at 78.
 POLICY = email_policy.compat32.clone(linesep="\r\n")
@@ -254,9 +259,6 @@ def finalize_for_recipient(raw_prepared: bytes, *, message, recipient, domain) -
     removed, our RFC 8058 List-Unsubscribe pair added (replacing a client's), DKIM-signed with
     the from-domain's key (unsigned, with a warning, if `domain` is None: the domain was
     deleted after the message was accepted)."""
-    from .dkim import dkim_sign, normalize_line_endings
-    from .unsubscribe import unsubscribe_url
-
     fields, rest = split_head(normalize_line_endings(raw_prepared))
     kept = [
         f for f in fields
@@ -267,9 +269,7 @@ def finalize_for_recipient(raw_prepared: bytes, *, message, recipient, domain) -
     kept.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
     raw = b"".join(kept) + rest
     if domain is None:
-        import logging
-
-        logging.getLogger(__name__).warning("message %s: from-domain is gone, sending unsigned", message.pk)
+        logger.warning("message %s: from-domain is gone, sending unsigned", message.pk)
         return raw
     from domains.services import domain_dkim_private_key
 

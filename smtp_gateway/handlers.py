@@ -9,11 +9,12 @@ from redis.exceptions import RedisError
 
 from dispatch_site.errors import DispatchError, TemporaryFailure, TenantNotActive
 from domains.selectors import sending_domain_for
-from sending.services import submit_raw
+from sending.services import submit_raw_many
 from sending.suppressions import is_suppressed
 from tenants.models import Credential
 from tenants.services import credential_authenticate, credential_touch
 
+from .batching import SubmissionBatcher
 from .protocol import AUTH_INVALID, AUTH_OK, AuthOutcome, DispatchSMTP, one_line
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class SubmissionSMTP(DispatchSMTP):
 class SubmissionHandler:
     def __init__(self, *, db):
         self.db = db
+        self.batcher = SubmissionBatcher(db=db, store_many=_store_many)
 
     async def authenticate(self, server, session, username, password):
         try:
@@ -85,13 +87,12 @@ class SubmissionHandler:
 
     async def deliver(self, server, session, envelope):
         try:
-            result = await self.db.run(
-                submit_raw,
+            result = await self.batcher.submit(
                 tenant=session.tenant,
+                credential=session.credential,
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
                 raw=envelope.content,
-                credential=session.credential,
             )
         except DispatchError as error:
             return error.smtp_text
@@ -116,6 +117,10 @@ class SubmissionHandler:
         session.credential, session.tenant = credential, credential.tenant
         session.auth_checked_at = time.monotonic()
         return None
+
+
+def _store_many(tenant, credential, items):
+    return submit_raw_many(tenant=tenant, items=items, credential=credential)
 
 
 def _authenticate(username, password):

@@ -33,6 +33,7 @@ SHUTDOWN_REPLY = "421 4.3.2 Service shutting down, try again later"
 LINE_TOO_LONG = "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6 allows 1,000 octets)"
 BAD_LINE_ENDINGS = "550 5.6.0 Bare CR, bare LF or NUL in message; use CRLF line endings"
 TOO_MUCH_DATA = "552 5.3.4 Message size exceeds fixed maximum message size"
+OUT_OF_BUFFER = "452 4.3.1 Insufficient system storage, try again later"
 TOO_MANY_AUTH_FAILURES = "421 4.7.0 Too many failed authentication attempts, closing connection"
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
@@ -197,6 +198,11 @@ class DispatchSMTP(SMTP):
             await self.push("454 4.7.0 TLS not available")
         else:
             await super().smtp_STARTTLS(arg)
+            if self.session.ssl is None:
+                # The handshake was aborted (idle timeout, reset) before it completed: asyncio
+                # then reports success to the waiter and never calls connection_lost, which
+                # would leave this session counted and its reader waiting forever.
+                self.connection_lost(None)
 
     # --- AUTH --------------------------------------------------------------------------------
 
@@ -412,38 +418,48 @@ class DispatchSMTP(SMTP):
         refused message (the whole message is still read, RFC 5321 4.2.5) or (None, None) when
         the client disconnected."""
         limit = self.data_size_limit
+        gateway = self.gateway
         lines = []
-        size = last_reset = 0
+        size = last_reset = held = 0
         problem = None
         continuing = False  # the previous chunk was the head of an over-long line
         reader = self._reader
-        while True:
-            try:
-                chunk = await reader.readuntil(b"\r\n")
-                complete = True
-            except asyncio.LimitOverrunError as overrun:
-                chunk = await reader.read(overrun.consumed)
-                complete = False
-                problem = problem or LINE_TOO_LONG
-            except asyncio.IncompleteReadError:
-                return None, None
-            if complete and not continuing and chunk == b".\r\n":
-                break
-            size += len(chunk)
-            if size - last_reset >= _PROGRESS_RESET_BYTES:  # slow but moving uploads may go on
-                self._reset_timeout()
-                last_reset = size
-            if problem is None:
-                line = chunk[1:] if chunk[:1] == b"." else chunk  # undo dot-stuffing
-                if size > limit:
-                    problem = TOO_MUCH_DATA
-                elif len(line) > MAX_LINE:
-                    problem = LINE_TOO_LONG
-                else:
-                    lines.append(line)
-                if problem:
-                    lines = []
-            continuing = not complete
+        try:
+            while True:
+                try:
+                    chunk = await reader.readuntil(b"\r\n")
+                    complete = True
+                except asyncio.LimitOverrunError as overrun:
+                    chunk = await reader.read(overrun.consumed)
+                    complete = False
+                    problem = problem or LINE_TOO_LONG
+                except asyncio.IncompleteReadError:
+                    return None, None
+                if complete and not continuing and chunk == b".\r\n":
+                    break
+                size += len(chunk)
+                if size - last_reset >= _PROGRESS_RESET_BYTES:  # slow but moving uploads may go on
+                    self._reset_timeout()
+                    last_reset = size
+                if problem is None:
+                    line = chunk[1:] if chunk[:1] == b"." else chunk  # undo dot-stuffing
+                    if size > limit:
+                        problem = TOO_MUCH_DATA
+                    elif len(line) > MAX_LINE:
+                        problem = LINE_TOO_LONG
+                    else:
+                        lines.append(line)
+                        held += len(line)
+                        gateway.buffered_bytes += len(line)
+                        if gateway.buffered_bytes > gateway.config.data_buffer_limit:
+                            problem = OUT_OF_BUFFER
+                    if problem:
+                        lines = []
+                        gateway.buffered_bytes -= held
+                        held = 0
+                continuing = not complete
+        finally:
+            gateway.buffered_bytes -= held
         if problem:
             return None, problem
         content = b"".join(lines)

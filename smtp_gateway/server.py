@@ -47,6 +47,7 @@ class GatewayConfig:
     db_threads: int = 8
     reuse_port: bool = False
     generate_dev_certificate: bool = True
+    data_buffer_limit: int = 1 << 30  # message bytes held in memory by all DATA transfers of a process
 
     @classmethod
     def from_settings(cls, **overrides):
@@ -84,6 +85,7 @@ class Gateway:
     def __init__(self, config):
         self.config = config
         self.sessions = set()
+        self.buffered_bytes = 0
         self.draining = False
         self.bound = []
         self.auth_limiter = AuthFailureLimiter(

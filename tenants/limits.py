@@ -33,20 +33,28 @@ def overage_allowed(tenant) -> bool:
     return bool(tenant.overage_enabled and tenant.plan.overage_allowed)
 
 
-# One statement for both cases, in SQL: it runs on every submission, and building the same
-# UPDATE with F()/Greatest() expressions costs several times more CPU than executing it.
-# SET reads the row's values from before the update; without overage the WHERE refuses any
-# update that would pass the quota (and the overage term is then always 0).
+# One statement for both cases, in plain SQL (PostgreSQL and SQLite): it runs on every
+# submission, and building the same UPDATE from F() expressions costs several times more CPU
+# than executing it. SET reads the row's values from before the update; without overage the
+# WHERE refuses any update that would pass the quota (and the overage term is then 0).
 _RESERVE_SQL = f"""
 UPDATE {UsageCounter._meta.db_table}
    SET emails_sent = emails_sent + %(count)s,
-       overage = overage + GREATEST(emails_sent + %(count)s - %(quota)s, 0) - GREATEST(emails_sent - %(quota)s, 0)
+       overage = overage
+         + CASE WHEN emails_sent + %(count)s > %(quota)s THEN emails_sent + %(count)s - %(quota)s ELSE 0 END
+         - CASE WHEN emails_sent > %(quota)s THEN emails_sent - %(quota)s ELSE 0 END
  WHERE tenant_id = %(tenant)s AND period = %(period)s
    AND (%(overage)s OR emails_sent + %(count)s <= %(quota)s)
 """
 
 
-def _reserve_update(params) -> bool:
+def _reserve_update(*, tenant, period, count, quota) -> bool:
+    field = UsageCounter._meta.get_field
+    params = {
+        "count": count, "quota": quota, "overage": overage_allowed(tenant),
+        "tenant": field("tenant").get_db_prep_value(tenant.pk, connection),
+        "period": field("period").get_db_prep_value(period, connection),
+    }
     with connection.cursor() as cursor:
         cursor.execute(_RESERVE_SQL, params)
         return cursor.rowcount == 1
@@ -59,13 +67,12 @@ def reserve(*, tenant, count: int, now=None) -> None:
         return
     period = current_period(now)
     quota = tenant.plan.monthly_quota
-    params = {"count": count, "quota": quota, "tenant": tenant.pk, "period": period, "overage": overage_allowed(tenant)}
-    if _reserve_update(params):
+    if _reserve_update(tenant=tenant, period=period, count=count, quota=quota):
         return
     # No row yet, or no room. Create the month's row if missing (ON CONFLICT DO NOTHING: a
     # concurrent first send may be creating it; this waits for it) and try once more.
     UsageCounter.objects.bulk_create([UsageCounter(tenant=tenant, period=period)], ignore_conflicts=True)
-    if _reserve_update(params):
+    if _reserve_update(tenant=tenant, period=period, count=count, quota=quota):
         return
     used = UsageCounter.objects.filter(tenant=tenant, period=period).values_list("emails_sent", flat=True).first() or 0
     raise QuotaExceeded(f"Monthly quota exceeded ({used}/{quota}). Enable overage or upgrade plan.")

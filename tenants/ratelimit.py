@@ -16,7 +16,9 @@ import math
 import time
 from dataclasses import dataclass
 
+import redis
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from dispatch_site.errors import RateLimited
 
@@ -70,8 +72,6 @@ class _Redis:
         if not url or time.monotonic() < self._down_until:
             return None
         if url not in self._clients:
-            import redis
-
             timeout = settings.DISPATCH_RATE_LIMIT_REDIS_TIMEOUT
             client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
             self._clients[url] = (client, client.register_script(_HIT))
@@ -108,8 +108,6 @@ def hit(*, tenant, count: int, now: float | None = None) -> RateState | None:
     if found is None:
         return None
     client, script = found
-    from redis.exceptions import RedisError
-
     try:
         admitted, used = script(keys=[key], args=[count, limit, WINDOW_SECONDS * 2], client=client)
     except (RedisError, OSError) as exc:
@@ -135,8 +133,6 @@ def refund(state: RateState | None, count: int) -> None:
     found = _redis.client()
     if found is None:
         return
-    from redis.exceptions import RedisError
-
     try:
         found[0].decrby(state.key, count)
     except (RedisError, OSError) as exc:
@@ -149,8 +145,6 @@ def peek(*, tenant, now: float | None = None) -> RateState | None:
     found = _redis.client()
     if found is None:
         return None
-    from redis.exceptions import RedisError
-
     try:
         used = int(found[0].get(key) or 0)
     except (RedisError, OSError) as exc:

@@ -7,20 +7,20 @@ Guarantees (docs/delivery.md):
   A recorded delivery is never redone.
 - Each outcome is committed right after the server's reply, before the next message is sent,
   so a crash (SIGKILL) re-sends only the recipient whose reply was not yet recorded.
-- No network I/O inside a database transaction: claims and records are single statements or
-  short transactions; DNS and SMTP happen between them.
+- No network I/O inside a database transaction: claims and records are short transactions or
+  single statements; DNS and SMTP happen between them.
 - The retry schedule lives in the database (next_attempt_at); the sweeper re-enqueues due rows.
 """
 import logging
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection as db
-from django.db.models import Case, Value, When
+from django.db import transaction
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from dispatch_site import crypto
@@ -37,29 +37,12 @@ Outcome = DeliveryAttempt.Outcome
 
 _BODY_BUDGET = 16 * 1024 * 1024  # encrypted bodies fetched per query
 _BROKEN_CONNECTIONS_PER_TARGET = 2
-_TABLE = Recipient._meta.db_table
-
-_CLAIM_IDS = f"""
-UPDATE {_TABLE} SET status = 'sending', lease_until = %(lease)s
-WHERE id IN (
-    SELECT id FROM {_TABLE}
-    WHERE id = ANY(%(ids)s)
-      AND ((status IN ('queued', 'deferred') AND next_attempt_at <= %(now)s)
-           OR (status = 'sending' AND lease_until < %(now)s))
-    FOR UPDATE SKIP LOCKED)
-RETURNING id, domain"""
-
-# More due recipients of a domain we are about to connect to: under load, one task (one
-# connection) carries up to DISPATCH_DELIVERY_BATCH_SIZE messages; the other tasks find their
-# rows already claimed and return at once.
-_CLAIM_DOMAIN = f"""
-UPDATE {_TABLE} SET status = 'sending', lease_until = %(lease)s
-WHERE id IN (
-    SELECT id FROM {_TABLE}
-    WHERE domain = %(domain)s AND status IN ('queued', 'deferred') AND next_attempt_at <= %(now)s
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED)
-RETURNING id"""
+_HELD_TENANT_RECHECK = 300  # seconds between looks at a blocked tenant's queued mail
+# Claimable: due and waiting (its previous outcome fully recorded), or leased by a worker whose
+# lease ran out (it died).
+def _claimable(now):
+    waiting = Q(status__in=[Status.QUEUED, Status.DEFERRED], next_attempt_at__lte=now, effects_pending=False)
+    return waiting | Q(status=Status.SENDING, lease_until__lt=now)
 
 
 @dataclass
@@ -112,23 +95,30 @@ def new_lease():
 # --- claiming ----------------------------------------------------------------------------------
 def claim(recipient_ids):
     """Claim the due recipients among `recipient_ids` plus more due recipients of the same
-    domains (up to the batch size each). Returns (lease, [Recipient])."""
+    domains, up to the batch size each: under load one task (one connection) carries a batch,
+    and the tasks of the rows it took find nothing left and return at once.
+    Returns (lease, [Recipient])."""
     lease, now = new_lease(), timezone.now()
     batch = settings.DISPATCH_DELIVERY_BATCH_SIZE
-    # Each UPDATE is atomic on its own; no transaction around them (a task whose rows another
-    # task already took costs one statement). Rows claimed by a worker that dies here come back
-    # when the lease expires.
-    with db.cursor() as cursor:
-        cursor.execute(_CLAIM_IDS, {"lease": lease, "ids": list(recipient_ids), "now": now})
-        rows = cursor.fetchall()
-        per_domain = {}
-        for _, domain in rows:
-            per_domain[domain] = per_domain.get(domain, 0) + 1
-        ids = [row[0] for row in rows]
+    with transaction.atomic():
+        rows = list(
+            Recipient.objects.select_for_update(skip_locked=True)
+            .filter(_claimable(now), id__in=list(recipient_ids))
+            .values_list("id", "domain")
+        )
+        ids = [recipient_id for recipient_id, _ in rows]
+        per_domain = Counter(domain for _, domain in rows)
         for domain, count in per_domain.items():
             if count < batch:
-                cursor.execute(_CLAIM_DOMAIN, {"lease": lease, "domain": domain, "now": now, "limit": batch - count})
-                ids.extend(row[0] for row in cursor.fetchall())
+                more = (
+                    Recipient.objects.select_for_update(skip_locked=True)
+                    .filter(domain=domain, status__in=[Status.QUEUED, Status.DEFERRED], next_attempt_at__lte=now, effects_pending=False)
+                    .exclude(id__in=ids)
+                    .values_list("id", flat=True)[: batch - count]
+                )
+                ids.extend(more)
+        if ids:
+            Recipient.objects.filter(id__in=ids).update(status=Status.SENDING, lease_until=lease)
     if not ids:
         return lease, []
     return lease, load_recipients(ids)
@@ -150,16 +140,33 @@ def load_recipients(ids):
     return recipients
 
 
+def give_back(recipients, lease, *, seconds):
+    """Release claimed rows without counting an attempt; they are due again in `seconds`."""
+    Recipient.objects.filter(id__in=[r.id for r in recipients], status=Status.SENDING, lease_until=lease).update(
+        status=Case(When(attempts=0, then=Value(Status.QUEUED)), default=Value(Status.DEFERRED)),
+        lease_until=None,
+        next_attempt_at=timezone.now() + timedelta(seconds=seconds),
+    )
+
+
 # --- entry point ---------------------------------------------------------------------------------
 def deliver(recipient_ids):
     """Claim and deliver. Returns the number of recipients this call handled."""
+    from tenants.limits import delivery_allowed
+
     lease, recipients = claim(recipient_ids)
     if not recipients:
         return 0
+    held = [r for r in recipients if not delivery_allowed(r.tenant)]
+    if held:
+        # A blocked tenant's mail stays queued (not failed) until the tenant is unblocked.
+        give_back(held, lease, seconds=_HELD_TENANT_RECHECK)
+    held_ids = {r.id for r in held}
     context = _Context()
     by_domain = {}
     for recipient in recipients:
-        by_domain.setdefault(recipient.domain, []).append(recipient)
+        if recipient.id not in held_ids:
+            by_domain.setdefault(recipient.domain, []).append(recipient)
     try:
         for domain, batch in by_domain.items():
             DomainBatch(domain, batch, lease, context).run()
@@ -259,19 +266,23 @@ class DomainBatch:
         )
         return verp_encode(recipient.id, return_path_domain), data
 
-    # --- capture mode -------------------------------------------------------------------------
-    def _capture_all(self):
-        while self.pending:
+    def _next_copy(self):
+        """(recipient, started, envelope sender, bytes) for the next pending recipient, or None
+        when none is left. A copy that cannot be prepared is recorded as failed on the way."""
+        while True:
             self._ensure_lease()
             if not self.pending:
-                return
-            recipient = self.pending[0]
-            started = time.monotonic()
+                return None
+            recipient, started = self.pending[0], time.monotonic()
             prepared = self._prepare(recipient)
-            if isinstance(prepared, Result):
-                self._record(recipient, prepared, started)
-                continue
-            _, data = prepared
+            if not isinstance(prepared, Result):
+                return (recipient, started, *prepared)
+            self._record(recipient, prepared, started)
+
+    # --- capture mode -------------------------------------------------------------------------
+    def _capture_all(self):
+        while (copy := self._next_copy()) is not None:
+            recipient, started, _, data = copy
             captured = crypto.encrypt(data, recipient.captured_associated_data)
             result = Result(Outcome.DELIVERED, 250, "2.0.0", "captured (DISPATCH_DELIVERY_MODE=capture); not sent", "capture")
             self._record(recipient, result, started, captured_message=captured)
@@ -282,9 +293,7 @@ class DomainBatch:
             targets = routing.route(self.domain)
         except routing.RouteError as error:
             outcome = Outcome.BOUNCED if error.permanent else Outcome.DEFERRED
-            result = Result(outcome, error.code, error.enhanced, error.text)
-            while self.pending:
-                self._record(self.pending[0], result, time.monotonic())
+            self._record_rest(Result(outcome, error.code, error.enhanced, error.text))
             return
 
         last_failure, wait = None, None
@@ -308,9 +317,7 @@ class DomainBatch:
             return
         if last_failure is None and wait is not None:
             raise _Postpone(wait + random.uniform(0, 5), "every mail server of the domain is busy or backing off")
-        last_failure = last_failure or Result(Outcome.DEFERRED, None, "4.4.1", "no mail server could be reached")
-        while self.pending:
-            self._record(self.pending[0], last_failure, time.monotonic())
+        self._record_rest(last_failure or Result(Outcome.DEFERRED, None, "4.4.1", "no mail server could be reached"))
 
     def _deliver_via(self, target):
         require_tls = self.domain in settings.DISPATCH_TLS_REQUIRED_DOMAINS
@@ -347,16 +354,10 @@ class DomainBatch:
         while self.pending:
             if connection.transactions >= settings.DISPATCH_OUTBOUND_MAX_MESSAGES_PER_CONNECTION:
                 return "full"
-            self._ensure_lease()
-            if not self.pending:
+            copy = self._next_copy()
+            if copy is None:
                 break
-            recipient = self.pending[0]
-            started = time.monotonic()
-            prepared = self._prepare(recipient)
-            if isinstance(prepared, Result):
-                self._record(recipient, prepared, started)
-                continue
-            mail_from, data = prepared
+            recipient, started, mail_from, data = copy
             try:
                 sent = connection.send(mail_from, [recipient.email], data)
             except SMTPConnectionError as exc:
@@ -383,32 +384,26 @@ class DomainBatch:
             return
         lease = new_lease()
         ids = [r.id for r in self.pending]
-        with db.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_TABLE} SET lease_until = %s WHERE id = ANY(%s) AND status = 'sending' AND lease_until = %s RETURNING id",
-                [lease, ids, self.lease],
-            )
-            kept = {row[0] for row in cursor.fetchall()}
+        Recipient.objects.filter(id__in=ids, status=Status.SENDING, lease_until=self.lease).update(lease_until=lease)
+        kept = set(Recipient.objects.filter(id__in=ids, status=Status.SENDING, lease_until=lease).values_list("id", flat=True))
         if len(kept) < len(ids):
             log.warning("lost the lease of %d recipient(s) of %s", len(ids) - len(kept), self.domain)
         self.pending = deque(r for r in self.pending if r.id in kept)
         self.lease = lease
 
     def _postpone(self, seconds, reason):
-        """Give the pending rows back without counting an attempt."""
-        ids = [r.id for r in self.pending]
-        Recipient.objects.filter(id__in=ids, status=Status.SENDING, lease_until=self.lease).update(
-            status=Case(When(attempts=0, then=Value(Status.QUEUED)), default=Value(Status.DEFERRED)),
-            lease_until=None,
-            next_attempt_at=timezone.now() + timedelta(seconds=seconds),
-        )
-        log.info("postponed %d recipient(s) of %s by %.0f s: %s", len(ids), self.domain, seconds, reason)
+        give_back(self.pending, self.lease, seconds=seconds)
+        log.info("postponed %d recipient(s) of %s by %.0f s: %s", len(self.pending), self.domain, seconds, reason)
         self.pending.clear()
 
     # --- recording ------------------------------------------------------------------------------
     def _record(self, recipient, result, started, **extra):
         self.pending.popleft()
         return self.recorder.record(recipient, result, started, lease=self.lease, **extra)
+
+    def _record_rest(self, result):
+        while self.pending:
+            self._record(self.pending[0], result, time.monotonic())
 
 
 def _is_slow_down(reply):

@@ -32,6 +32,7 @@ Outcome = DeliveryAttempt.Outcome
 FLUSH_EVERY = 50
 FLUSH_SECONDS = 1.0
 _TABLE = Recipient._meta.db_table
+_LEASE_FIELD = Recipient._meta.get_field("lease_until")
 _OUTCOME_OF_STATUS = {
     Status.DELIVERED: Outcome.DELIVERED,
     Status.DEFERRED: Outcome.DEFERRED,
@@ -101,12 +102,14 @@ class Recorder:
         outcome, fields, classification = ledger_fields(recipient, result, now)
         fields.update(extra)
         # Raw SQL: this runs once per message, and the ORM's query building costs more than the query.
-        columns = ", ".join(f"{Recipient._meta.get_field(name).column} = %s" for name in fields)
+        model_fields = [Recipient._meta.get_field(name) for name in fields]
+        columns = ", ".join(f"{field.column} = %s" for field in model_fields)
+        values = [field.get_db_prep_save(value, db) for field, value in zip(model_fields, fields.values())]
         with db.cursor() as cursor:
             cursor.execute(
-                f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = true, {columns} "
-                "WHERE id = %s AND status = 'sending' AND lease_until = %s",
-                [*fields.values(), recipient.pk, lease],
+                f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = %s, {columns} "
+                "WHERE id = %s AND status = %s AND lease_until = %s",
+                [True, *values, recipient.pk, Status.SENDING, _LEASE_FIELD.get_db_prep_value(lease, db)],
             )
             updated = cursor.rowcount
         if not updated:
@@ -130,17 +133,17 @@ class Recorder:
         by_id = {effect.recipient.id: effect for effect in effects}
         with transaction.atomic():
             # Whoever clears the flag applies the effects (the sweeper may replay a slow worker's).
-            mine = _take_pending("id = ANY(%s)", [list(by_id)])
+            mine = _take_pending(Recipient.objects.filter(id__in=list(by_id)))
             apply_effects([by_id[recipient_id] for recipient_id in mine])
 
 
-def _take_pending(condition, params):
-    with db.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_TABLE} SET effects_pending = false, lease_until = NULL WHERE effects_pending AND {condition} RETURNING id",
-            params,
-        )
-        return [row[0] for row in cursor.fetchall()]
+def _take_pending(rows, limit=None):
+    """Clear `effects_pending` on the given rows (locked; rows another transaction holds are
+    skipped) and return their ids: whoever clears the flag applies the effects."""
+    pending = rows.select_for_update(skip_locked=True).filter(effects_pending=True).values_list("id", flat=True)
+    ids = list(pending[:limit] if limit else pending)
+    Recipient.objects.filter(id__in=ids).update(effects_pending=False, lease_until=None)
+    return ids
 
 
 def apply_effects(effects):
@@ -239,9 +242,7 @@ def replay_pending_effects(*, now=None, limit=1000):
 
     now = now or timezone.now()
     with transaction.atomic():
-        ids = _take_pending(
-            f"id IN (SELECT id FROM {_TABLE} WHERE effects_pending AND lease_until < %s LIMIT %s FOR UPDATE SKIP LOCKED)", [now, limit]
-        )
+        ids = _take_pending(Recipient.objects.filter(lease_until__lt=now), limit)
         effects = []
         for recipient in load_recipients(ids):
             outcome = _OUTCOME_OF_STATUS.get(recipient.status)

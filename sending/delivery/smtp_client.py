@@ -87,7 +87,6 @@ class TransactionResult:
     """Replies for one MAIL transaction: rcpt -> reply (the final reply for accepted ones)."""
 
     recipients: dict = field(default_factory=dict)
-    tls: bool = False
 
 
 def parse_reply(lines):
@@ -224,7 +223,7 @@ class SMTPConnection:
     def send(self, mail_from, recipients, data: bytes):
         """One MAIL transaction. Returns TransactionResult; a recipient's reply is its RCPT
         reply when refused, else the reply to the end of DATA (or DATA itself when refused)."""
-        result = TransactionResult(tls=self.tls)
+        result = TransactionResult()
         limit = self.max_size
         if limit and len(data) > limit:
             refusal = SMTPReply(552, f"message of {len(data)} bytes exceeds the server's SIZE limit of {limit}", "5.3.4")

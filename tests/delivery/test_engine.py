@@ -357,3 +357,38 @@ def test_effects_a_dead_worker_left_pending_are_replayed_by_the_sweeper(mx, queu
     # and the late worker's flush finds nothing left to apply
     recorder.flush()
     assert Event.objects.filter(type="delivered", payload__recipient="alice@dest.test").count() == 1
+
+
+def test_a_blocked_tenants_mail_is_held_not_failed(mx, queue_message, tenant):
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(pk=tenant.pk).update(status=Tenant.Status.BLOCKED)
+    _, [recipient] = queue_message("alice@dest.test")
+    assert deliver([recipient]) == 1
+    recipient.refresh_from_db()
+    assert recipient.status == S.QUEUED and recipient.attempts == 0 and recipient.next_attempt_at > timezone.now()
+    assert mx.connections == 0
+
+
+def test_a_row_whose_effects_are_pending_waits_for_the_replay(mx, queue_message):
+    _, [recipient] = queue_message("alice@dest.test")
+    Recipient.objects.filter(pk=recipient.pk).update(status=S.DEFERRED, effects_pending=True, lease_until=timezone.now())
+    assert deliver([recipient]) == 0
+
+
+def test_a_long_batch_renews_its_lease_and_drops_rows_taken_over(mx, queue_message):
+    recipients = [queue_message(f"user{i}@dest.test")[1][0] for i in range(2)]
+    lease, claimed = engine.claim([r.id for r in recipients])
+    batch = engine.DomainBatch("dest.test", claimed, lease, engine._Context())
+    # most of the lease is used up, and another worker took the second row over meanwhile
+    old = timezone.now() + timedelta(seconds=10)
+    Recipient.objects.filter(pk=recipients[0].pk).update(lease_until=old)
+    Recipient.objects.filter(pk=recipients[1].pk).update(lease_until=old + timedelta(seconds=1))
+    batch.lease = old
+
+    batch.run()
+
+    first, second = refreshed(recipients)
+    assert first.status == S.DELIVERED
+    assert second.status == S.SENDING and second.lease_until == old + timedelta(seconds=1)
+    assert [m.rcpt_tos for m in mx.messages] == [["user0@dest.test"]]

@@ -168,3 +168,24 @@ def test_the_admin_lists_the_global_queue_and_runs_the_actions(admin_client, que
     assert response.status_code == 200
     waiting.refresh_from_db()
     assert waiting.status == S.FAILED
+
+
+def test_a_message_sent_through_the_api_is_published_by_name_and_delivered(
+    api, tenant, signing_domain, mx, broker, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(
+            f"/api/v1/dispatch/tenants/{tenant.id}/send",
+            {"from": "news@example.com", "to": ["alice@dest.test"], "subject": "Hi", "text_body": "Hello"},
+            format="json",
+        )
+    assert response.status_code == 200, response.content
+    [(name, ids)] = published(broker)
+    assert name == "sending.delivery.tasks.deliver_recipients"
+
+    services.deliver_recipients(recipient_ids=ids)  # what the task runs (a real worker runs it in test_worker_faults)
+
+    [received] = mx.messages
+    assert received.rcpt_tos == ["alice@dest.test"]
+    message = Message.objects.get(tenant=tenant)
+    assert message.status == Message.Status.DELIVERED

@@ -350,3 +350,26 @@ def test_long_and_non_ascii_headers_fold_within_line_limits(api, send_url, verif
     assert str(parsed["Subject"]) == subject.strip()
     assert len(parsed["To"].addresses) == 30 and parsed["To"].addresses[29].display_name == "Recipient Number 29"
     assert parsed["X-Long"] == "v " * 300
+
+
+def test_inline_parts_without_html_become_attachments_and_unicode_filenames_survive(api, send_url, verified_domain):
+    response = api.post(send_url, message_payload(
+        html_body=None,
+        attachments=[
+            {"filename": "logo.png", "content_type": "image/png", "content": base64.b64encode(PNG).decode(), "inline": True, "content_id": "l1"},
+            {"filename": "Rechnung-für-März.pdf", "content_type": "application/pdf", "content": base64.b64encode(b"%PDF").decode()},
+        ],
+    ), format="json")
+    assert response.status_code == 200, response.content
+    _, parsed = stored_mime(Message.objects.get())
+    assert parsed.get_content_type() == "multipart/mixed"
+    text, logo, pdf = list(parsed.iter_parts())
+    assert text.get_content_type() == "text/plain"
+    assert logo.get_content_disposition() == "inline" and logo["Content-ID"] == "<l1>"
+    assert pdf.get_filename() == "Rechnung-für-März.pdf" and pdf.get_content() == b"%PDF"
+
+
+def test_reply_to_accepts_a_list(api, send_url, verified_domain):
+    api.post(send_url, message_payload(reply_to=["a@example.com", "Help Desk <help@example.com>"]), format="json")
+    _, parsed = stored_mime(Message.objects.get())
+    assert [a.addr_spec for a in parsed["Reply-To"].addresses] == ["a@example.com", "help@example.com"]

@@ -96,6 +96,19 @@ def test_message_over_size_is_refused_with_552(start_gateway, raw_session, sende
     assert not Message.objects.exists()
 
 
+def test_data_over_the_process_memory_budget_answers_452(start_gateway, raw_session, sender):
+    gateway = start_gateway(data_buffer_limit=4000)
+    session = raw_session(login=sender)
+    open_transaction(session)
+    session.send(HEAD + (b"b" * 98 + b"\r\n") * 50 + b".\r\n")
+    assert session.reply().startswith("452 4.3.1")
+    assert gateway.gateway.buffered_bytes == 0
+    open_transaction(session)
+    session.send(HEAD + b"small\r\n.\r\n")
+    assert session.reply().startswith("250")
+    assert gateway.gateway.buffered_bytes == 0
+
+
 def test_invalid_utf8_and_non_ascii_addresses(raw_session, sender):
     session = raw_session(login=sender)
     assert session.command(b"MAIL FROM:<al\xffice@example.com> SMTPUTF8").startswith("553 5.1.3")

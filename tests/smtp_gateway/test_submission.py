@@ -196,7 +196,7 @@ def test_service_errors_map_to_replies(smtp_starttls, sender, monkeypatch, error
     def refuse(**kwargs):
         raise error
 
-    monkeypatch.setattr("smtp_gateway.handlers.submit_raw", refuse)
+    monkeypatch.setattr("smtp_gateway.handlers.submit_raw_many", refuse)
     client = smtp_starttls(login=sender)
     client.mail("alice@example.com")
     client.rcpt("bob@example.net")

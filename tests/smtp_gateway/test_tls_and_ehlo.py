@@ -2,6 +2,7 @@ import os
 import smtplib
 import ssl
 import stat
+import time
 
 import pytest
 
@@ -83,6 +84,25 @@ def test_a_failed_tls_handshake_closes_only_that_session(gateway, raw_session):
     session.send(b"this is not a TLS ClientHello\r\n" * 4)
     assert session.closed()
     assert raw_session(tls=True).command("NOOP").startswith("250")
+    assert wait_until(lambda: gateway.sessions == 1)
+
+
+def test_a_stalled_starttls_handshake_is_cut_off_and_forgotten(start_gateway, raw_session):
+    gateway = start_gateway(idle_timeout=1)
+    session = raw_session(tls=False)
+    session.command("EHLO client.test")
+    assert session.command("STARTTLS").startswith("220")
+    started = time.monotonic()
+    assert session.closed()  # no ClientHello ever sent
+    assert time.monotonic() - started < 5
+    assert wait_until(lambda: gateway.sessions == 0)
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
 
 
 def test_starttls_forgets_the_plaintext_ehlo(raw_session, client_tls):

@@ -1,0 +1,71 @@
+"""Group commit for SMTP submissions.
+
+Every committed message costs a COMMIT (a WAL flush) and the tenant's quota counter row is
+locked until then, so one tenant's transactions are serialised. Messages of the same tenant and
+credential that arrive while earlier ones are being stored wait and are stored together by
+`sending.services.submit_raw_many`: one transaction and one commit for the batch. There is no
+timer: a message that arrives alone is stored alone, at once; batches form only under load.
+Each message is still checked on its own and gets its own outcome, and no 250 is sent before
+the commit of its batch."""
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+
+MAX_BATCH = 50
+# Batches of one key stored at the same time: one can be checked while another waits for its
+# commit, without turning every message into its own transaction again.
+MAX_IN_FLIGHT = 2
+
+
+@dataclass
+class _Submission:
+    tenant: object
+    credential: object
+    item: dict
+    future: asyncio.Future
+
+
+class SubmissionBatcher:
+    def __init__(self, *, db, store_many):
+        """`store_many(tenant, credential, items)` runs in a database thread and returns one
+        result or DispatchError per item (sending.services.submit_raw_many)."""
+        self.db = db
+        self.store_many = store_many
+        self._pending = defaultdict(list)  # (tenant id, credential id) -> [_Submission]
+        self._in_flight = defaultdict(int)
+
+    async def submit(self, *, tenant, credential, mail_from, rcpt_tos, raw):
+        """Store one message; returns its SubmitResult or raises what refused it."""
+        loop = asyncio.get_running_loop()
+        key = (tenant.pk, getattr(credential, "pk", None))
+        submission = _Submission(tenant, credential, dict(mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw),
+                                 loop.create_future())
+        self._pending[key].append(submission)
+        if self._in_flight[key] < MAX_IN_FLIGHT:
+            self._in_flight[key] += 1
+            loop.create_task(self._drain(key))
+        return await submission.future
+
+    async def _drain(self, key):
+        pending = self._pending[key]
+        try:
+            while pending:
+                batch = pending[:MAX_BATCH]
+                del pending[:MAX_BATCH]
+                first = batch[0]
+                try:
+                    outcomes = await self.db.run(self.store_many, first.tenant, first.credential, [s.item for s in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiting session must get an answer
+                    outcomes = [exc] * len(batch)
+                for submission, outcome in zip(batch, outcomes):
+                    if submission.future.done():  # the client went away meanwhile
+                        continue
+                    if isinstance(outcome, BaseException):
+                        submission.future.set_exception(outcome)
+                    else:
+                        submission.future.set_result(outcome)
+        finally:
+            self._in_flight[key] -= 1
+            if not self._in_flight[key] and not pending:
+                del self._in_flight[key]
+                self._pending.pop(key, None)

@@ -1,0 +1,116 @@
+"""Group commit: submissions of one tenant that arrive together are stored together, and each
+still gets its own outcome."""
+import asyncio
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from dispatch_site.errors import DomainNotVerified
+from smtp_gateway import batching
+from smtp_gateway.batching import SubmissionBatcher
+
+
+class ThreadRunner:
+    async def run(self, fn, *args):
+        return await asyncio.to_thread(fn, *args)
+
+
+class RecordingStore:
+    """Stands in for submit_raw_many: records batch sizes; refuses raws that say so."""
+
+    def __init__(self):
+        self.batches = []
+        self.release = threading.Event()
+
+    def __call__(self, tenant, credential, items):
+        self.release.wait(5)
+        self.batches.append([item["raw"] for item in items])
+        return [DomainNotVerified() if item["raw"] == b"refuse" else f"stored {item['raw'].decode()}" for item in items]
+
+
+TENANT = SimpleNamespace(pk=1)
+CREDENTIAL = SimpleNamespace(pk=7)
+
+
+async def submit(batcher, raw, tenant=TENANT):
+    return await batcher.submit(tenant=tenant, credential=CREDENTIAL, mail_from="a@example.com",
+                                rcpt_tos=["b@example.net"], raw=raw)
+
+
+def test_submissions_that_arrive_together_share_a_batch_with_their_own_outcomes():
+    store = RecordingStore()
+
+    async def scenario():
+        batcher = SubmissionBatcher(db=ThreadRunner(), store_many=store)
+        tasks = []
+        for raw in (b"m0", b"m1"):  # each starts a batch of its own, which then blocks in the store
+            tasks.append(asyncio.create_task(submit(batcher, raw)))
+            await asyncio.sleep(0.05)
+        tasks += [asyncio.create_task(submit(batcher, raw)) for raw in (b"m2", b"refuse", b"m4", b"m5")]
+        await asyncio.sleep(0.05)
+        store.release.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = asyncio.run(scenario())
+    assert outcomes[:3] == ["stored m0", "stored m1", "stored m2"]
+    assert isinstance(outcomes[3], DomainNotVerified)
+    assert outcomes[4:] == ["stored m4", "stored m5"]
+    # MAX_IN_FLIGHT (2) batches were busy, so the four that came meanwhile went in one batch.
+    assert batching.MAX_IN_FLIGHT == 2
+    assert sorted(len(b) for b in store.batches) == [1, 1, 4]
+
+
+def test_a_lone_submission_is_stored_at_once_and_tenants_are_never_mixed():
+    store = RecordingStore()
+    store.release.set()
+
+    async def scenario():
+        batcher = SubmissionBatcher(db=ThreadRunner(), store_many=store)
+        other = SimpleNamespace(pk=2)
+        results = await asyncio.gather(submit(batcher, b"x"), submit(batcher, b"y", tenant=other))
+        return results, batcher
+
+    results, batcher = asyncio.run(scenario())
+    assert results == ["stored x", "stored y"]
+    assert sorted(store.batches) == [[b"x"], [b"y"]]
+    assert not batcher._pending and not batcher._in_flight
+
+
+def test_a_failed_batch_answers_every_waiting_submission():
+    def broken(tenant, credential, items):
+        raise RuntimeError("database went away")
+
+    async def scenario():
+        batcher = SubmissionBatcher(db=ThreadRunner(), store_many=broken)
+        return await asyncio.gather(submit(batcher, b"a"), submit(batcher, b"b"), return_exceptions=True)
+
+    assert all(isinstance(outcome, RuntimeError) for outcome in asyncio.run(scenario()))
+
+
+@pytest.mark.django_db(transaction=True)  # the real thread pool and real commits
+def test_concurrent_smtp_sessions_of_one_tenant_are_all_stored(start_gateway, smtp_starttls, tenant, credential,
+                                                              verified_domain):
+    from sending.models import Message
+
+    from .test_submission import simple_message
+
+    verified_domain(tenant, "example.com")
+    start_gateway()
+    clients = [smtp_starttls(login=credential) for _ in range(8)]
+    errors = []
+
+    def send(client, number):
+        try:
+            for turn in range(5):
+                client.sendmail("alice@example.com", ["bob@example.net"], simple_message(subject=f"{number}-{turn}"))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(c, n)) for n, c in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert Message.objects.filter(tenant=tenant).count() == 40
