@@ -109,8 +109,11 @@ if not REDIS_URL:
     for _sub in ("out", "processed"):
         (_BROKER_DIR / _sub).mkdir(parents=True, exist_ok=True)
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
+# Publishing while Redis is down must fail fast (the rows are committed; sweepers publish later):
+# without max_retries kombu retries the connection for ~6 s inside every send_task.
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 5}
+    {"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 5,
+     "max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
     if REDIS_URL
     else {
         "data_folder_in": str(_BROKER_DIR / "out"),

@@ -1,8 +1,9 @@
 """The one function every recipient-level transition goes through: sent, delivered, deferred,
 bounced, failed, complained, suppressed, unsubscribed. It builds the payload (the webhook event
-body, see docs/sending.md) and hands it to its sinks: webhooks (`_record`) and the usage
+body, see docs/sending.md) and hands it to its sinks: webhooks (`_record_many`) and the usage
 counters (tenants.limits.usage_count_event)."""
 import datetime
+from collections import Counter
 
 from django.utils import timezone
 
@@ -32,42 +33,39 @@ def build_payload(event, *, recipient, message, timestamp=None, **details) -> di
 def emit(event, *, recipient, message=None, tenant=None, **details):
     """Record `event` for `recipient` (a sending.models.Recipient). Pass `message` / `tenant`
     when the caller already has them loaded, to save queries. Extra keyword arguments become
-    payload fields (e.g. response={"code": 550, "content": "..."}, bounce_classification=...)."""
-    if event not in EVENTS:
-        raise ValueError(f"unknown event {event!r}")
-    from tenants.limits import usage_count_event
-
+    payload fields (e.g. response={"code": 550, "content": "..."}, bounce_classification=...,
+    bounce_type="hard"|"soft", which the usage counters use). Returns the payload."""
     message = message or recipient.message
-    tenant = tenant or message.tenant
-    payload = build_payload(event, recipient=recipient, message=message, **details)
-    _record(tenant=tenant, event=event, payload=payload)
-    usage_count_event(tenant=tenant, event=event, bounce_type=details.get("bounce_type"), when=message.queued_at)
-    return payload
+    return emit_many([(event, recipient, message, details)], tenant=tenant or message.tenant, count_usage=True)[0]
 
 
-def emit_many(items, *, tenant):
-    """emit() for many recipients of one tenant at once (the submission path): items are
-    (event, recipient, message) tuples; the sinks get them in one call. Submission events
-    (sent, suppressed) add nothing to the usage counters: accepted recipients were counted
-    when their quota was reserved."""
-    records = []
-    for event, recipient, message in items:
+def emit_many(items, *, tenant, count_usage=False):
+    """emit() for many recipients of one tenant at once: items are (event, recipient, message)
+    or (event, recipient, message, details) tuples; the sinks get them in one call. Returns the
+    payloads. count_usage adds delivery outcomes to the usage counters (emit() and the delivery
+    engine); the submission path passes False: its events (sent, suppressed) count nothing,
+    accepted recipients were counted when their quota was reserved."""
+    from tenants.limits import current_period, usage_count_event
+
+    records, usage, when = [], Counter(), {}
+    for event, recipient, message, *rest in items:
+        details = rest[0] if rest else {}
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}")
-        records.append((event, build_payload(event, recipient=recipient, message=message)))
+        records.append((event, build_payload(event, recipient=recipient, message=message, **details)))
+        if count_usage:
+            key = (event, details.get("bounce_type") or recipient.bounce_type, current_period(message.queued_at))
+            usage[key] += 1
+            when.setdefault(key, message.queued_at)
     if records:
         _record_many(tenant=tenant, items=records)
+    for key, n in usage.items():
+        usage_count_event(tenant=tenant, event=key[0], bounce_type=key[1], when=when[key], n=n)
+    return [payload for _, payload in records]
 
 
 def _record_many(*, tenant, items):
-    """Hands many events of one tenant to the webhooks sink in one call (3 queries in all)."""
+    """Hands (event, payload) items of one tenant to the webhooks sink in one call."""
     from webhooks.services import event_record_many
 
     event_record_many(tenant=tenant, items=items)
-
-
-def _record(*, tenant, event, payload):
-    """Hands the event to the webhooks sink (event store + endpoint deliveries)."""
-    from webhooks.services import event_record
-
-    event_record(tenant=tenant, event=event, payload=payload)

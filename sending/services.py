@@ -437,7 +437,7 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
     tags = _control_json(headers, "X-Dispatch-Tags", list, comma_list=True)
     metadata = _control_json(headers, "X-Dispatch-Metadata", dict)
     template_ref = str(headers.get("X-Dispatch-Template", "") or "").strip()
-    subject = str(headers.get("Subject", "") or "")
+    subject = _undo_surrogates(str(headers.get("Subject", "") or ""))
     if template_ref:
         variables = _control_json(headers, "X-Dispatch-Template-Variables", dict)
         raw, subject = _apply_template(tenant=tenant, raw=raw, template_ref=template_ref, subject=subject, variables=variables)
@@ -469,7 +469,12 @@ def _single_from(headers) -> Address:
         raise InvalidAddress("From must name exactly one mailbox.", details={"from": ["exactly one mailbox"]})
     addr = normalize_address(addresses[0].addr_spec, field="from")
     local, _, domain = addr.rpartition("@")
-    return Address(display_name=addresses[0].display_name or "", username=local, domain=domain)
+    return Address(display_name=_undo_surrogates(addresses[0].display_name or ""), username=local, domain=domain)
+
+
+def _undo_surrogates(text):
+    """Raw UTF-8 in a header (an SMTPUTF8 client) reaches us as surrogate escapes: make it text."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _header_addresses(headers, name):

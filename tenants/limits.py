@@ -106,7 +106,7 @@ def usage_count(*, tenant, field: str, n: int = 1, when=None) -> None:
     rows.update(**{field: F(field) + n})
 
 
-def usage_count_event(*, tenant, event: str, bounce_type=None, when=None) -> None:
+def usage_count_event(*, tenant, event: str, bounce_type=None, when=None, n: int = 1) -> None:
     """Count a delivery event (sending.events.emit calls this for every event). Outcomes are
     counted in the month the message was accepted (`when` = its queued_at), so a month's rates
     compare its outcomes with its own sends. sent/suppressed/deferred/unsubscribed count nothing
@@ -116,7 +116,7 @@ def usage_count_event(*, tenant, event: str, bounce_type=None, when=None) -> Non
     else:
         field = _EVENT_FIELDS.get(event)
     if field:
-        usage_count(tenant=tenant, field=field, when=when)
+        usage_count(tenant=tenant, field=field, n=n, when=when)
 
 
 def delivery_allowed(tenant) -> bool:

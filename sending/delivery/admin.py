@@ -12,7 +12,7 @@ _WAITING = [Recipient.Status.QUEUED, Recipient.Status.SENDING, Recipient.Status.
 @admin.register(QueuedRecipient)
 class DeliveryQueueAdmin(admin.ModelAdmin):
     list_display = ["email", "status", "attempts", "next_attempt_at", "lease_until", "last_response", "tenant", "message_id"]
-    list_filter = ["status", "domain"]
+    list_filter = ["status"]
     search_fields = ["email", "domain", "message__message_id"]
     ordering = ["next_attempt_at"]
     list_select_related = ["tenant"]

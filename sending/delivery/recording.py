@@ -14,6 +14,7 @@
 Batching step 2 is what keeps the per-message cost at a few statements instead of a dozen.
 """
 import logging
+import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ FLUSH_EVERY = 50
 FLUSH_SECONDS = 1.0
 _TABLE = Recipient._meta.db_table
 _LEASE_FIELD = Recipient._meta.get_field("lease_until")
+_MESSAGE_FIELDS = [Message._meta.get_field(name) for name in ("status", "bounce_type", "delivered_at", "bounced_at", "id")]
 _OUTCOME_OF_STATUS = {
     Status.DELIVERED: Outcome.DELIVERED,
     Status.DEFERRED: Outcome.DEFERRED,
@@ -53,8 +55,6 @@ class Effect:
 
 def retry_delay(attempts):
     """Exponential backoff with +-25 % jitter, capped."""
-    import random
-
     base = settings.DISPATCH_RETRY_BASE_DELAY * (2 ** min(max(attempts - 1, 0), 30))
     return min(base, settings.DISPATCH_RETRY_MAX_DELAY) * random.uniform(0.75, 1.25)
 
@@ -228,12 +228,16 @@ def refresh_messages(message_ids):
         delivered_at = max(filter(None, [delivered_at, row["delivered"]]), default=None)
         bounced_at = max(filter(None, [bounced_at, row["bounced"]]), default=None)
         state[row["message_id"]] = (counts, bounce_types, delivered_at, bounced_at)
+    # executemany (pipelined by psycopg) instead of bulk_update, whose CASE-per-row statement
+    # cost ~3 ms per message.
     updates = []
     for message_id, (counts, bounce_types, delivered_at, bounced_at) in state.items():
         bounce_type = "hard" if "hard" in bounce_types else ("soft" if "soft" in bounce_types else None)
-        updates.append(Message(id=message_id, status=aggregate_status(counts), bounce_type=bounce_type,
-                               delivered_at=delivered_at, bounced_at=bounced_at))
-    Message.objects.bulk_update(updates, ["status", "bounce_type", "delivered_at", "bounced_at"])
+        values = (aggregate_status(counts), bounce_type, delivered_at, bounced_at, message_id)
+        updates.append([field.get_db_prep_save(value, db) for field, value in zip(_MESSAGE_FIELDS, values)])
+    columns = ", ".join(f"{field.column} = %s" for field in _MESSAGE_FIELDS[:-1])
+    with db.cursor() as cursor:
+        cursor.executemany(f"UPDATE {Message._meta.db_table} SET {columns} WHERE id = %s", updates)
 
 
 def replay_pending_effects(*, now=None, limit=1000):

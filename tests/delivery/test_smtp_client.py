@@ -1,12 +1,5 @@
 """The outbound SMTP client against a real aiosmtpd server on loopback."""
-import datetime
-import ssl
-
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from sending.delivery.smtp_client import (
     SMTPConnection,
@@ -19,24 +12,6 @@ from sending.delivery.smtp_client import (
 from tests.delivery.sink import SMTPSink
 
 MESSAGE = b"From: a@example.com\r\nTo: b@dest.test\r\nSubject: hi\r\n\r\nbody\r\n.dot\r\n"
-
-
-@pytest.fixture(scope="module")
-def tls_context(tmp_path_factory):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sink.test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(1).not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    folder = tmp_path_factory.mktemp("tls")
-    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(folder / "cert.pem", folder / "key.pem")
-    return context
 
 
 def connect(sink, **kwargs):
@@ -137,6 +112,28 @@ def test_required_tls_for_a_domain_defers_when_the_mx_has_none(mx, queue_message
     recipient.refresh_from_db()
     assert recipient.status == Recipient.Status.DEFERRED and "STARTTLS" in recipient.last_response_text
     assert mx.messages == []
+
+
+def test_required_tls_for_a_domain_delivers_over_tls(dns_server, tls_context, queue_message, settings):
+    from sending.delivery import engine
+    from sending.models import Recipient
+
+    sink = SMTPSink(tls_context=tls_context).start()
+    try:
+        settings.DISPATCH_OUTBOUND_SMTP_PORT = sink.port
+        settings.DISPATCH_TLS_REQUIRED_DOMAINS = ["dest.test"]
+        dns_server.add("dest.test", "MX", "10 mx.dest.test.")
+        dns_server.add("mx.dest.test", "A", "127.0.0.1")
+        _, [recipient] = queue_message("alice@dest.test")
+        engine.deliver([recipient.id])
+        recipient.refresh_from_db()
+        assert recipient.status == Recipient.Status.DELIVERED
+        assert [m.tls for m in sink.messages] == [True]
+    finally:
+        from sending.delivery.pool import pool
+
+        pool.close_all()
+        sink.stop()
 
 
 def test_reply_parsing():

@@ -119,13 +119,14 @@ def test_each_queued_recipient_emits_sent_with_the_webhook_payload(api, send_url
 
 def test_emit_adds_details_and_refuses_unknown_events(tenant, monkeypatch):
     recorded = []
-    monkeypatch.setattr(events, "_record", lambda **kw: recorded.append(kw))
+    monkeypatch.setattr(events, "_record_many", lambda *, tenant, items: recorded.extend(items))
     message = Message(tenant=tenant, message_id="m@x", from_address="s@example.com", tags=[], metadata={})
     recipient = Recipient(tenant=tenant, message=message, email="r@example.org")
     payload = events.emit("bounced", recipient=recipient, response={"code": 550, "content": "User not found"},
                           bounce_classification="InvalidRecipient")
     assert payload["response"] == {"code": 550, "content": "User not found"}
     assert payload["bounce_classification"] == "InvalidRecipient" and payload["event"] == "bounced"
+    assert recorded == [("bounced", payload)]
     with pytest.raises(ValueError):
         events.emit("opened", recipient=recipient)
 
@@ -208,10 +209,25 @@ def test_the_per_minute_rate_limit_answers_429(api, send_url, verified_domain, t
 
 
 def test_delivery_events_are_counted_in_usage(api, send_url, verified_domain, tenant, monkeypatch):
-    monkeypatch.setattr(events, "_record", lambda **kw: None)
+    monkeypatch.setattr(events, "_record_many", lambda **kw: None)
     api.post(send_url, message_payload(to=["a@example.org", "b@example.org"]), format="json")
     first, second = Recipient.objects.order_by("id")
     events.emit("delivered", recipient=first)
     events.emit("bounced", recipient=second, bounce_type="hard", bounce_classification="InvalidRecipient")
     counter = UsageCounter.objects.get(tenant=tenant)
     assert (counter.emails_sent, counter.delivered, counter.hard_bounce) == (2, 1, 1)
+
+
+def test_emit_many_records_outcomes_with_details_and_counts_usage_per_kind(api, send_url, verified_domain, tenant,
+                                                                           django_assert_max_num_queries):
+    api.post(send_url, message_payload(to=[f"r{i}@example.org" for i in range(5)]), format="json")
+    message = Message.objects.get()
+    recipients = list(Recipient.objects.order_by("id"))
+    items = [("delivered", r, message, {"response": {"code": 250}}) for r in recipients[:3]]
+    items += [("bounced", r, message, {"bounce_type": "hard", "bounce_classification": "InvalidRecipient"}) for r in recipients[3:]]
+    with django_assert_max_num_queries(6):  # events: 2-3 for the batch; usage: one UPDATE per kind
+        payloads = events.emit_many(items, tenant=tenant, count_usage=True)
+    assert [p["event"] for p in payloads] == ["delivered"] * 3 + ["bounced"] * 2
+    assert payloads[3]["bounce_classification"] == "InvalidRecipient" and payloads[0]["response"] == {"code": 250}
+    counter = UsageCounter.objects.get(tenant=tenant)
+    assert (counter.emails_sent, counter.delivered, counter.hard_bounce) == (5, 3, 2)

@@ -157,3 +157,12 @@ def test_submit_raw_many_checks_each_item_and_stores_the_accepted_together(tenan
     assert isinstance(outcomes[1], DomainNotVerified)
     assert sorted(Message.objects.values_list("recipients__email", flat=True)) == ["a@example.org", "c@example.org", "d@example.org"]
     assert outcomes[2].response["message"] == "2 email(s) queued for delivery"
+
+
+def test_raw_utf8_headers_from_an_smtputf8_client_are_stored_readably(tenant, verified_domain):
+    raw = RAW.replace(b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=", "Subject: Grüße aus Köln".encode())
+    raw = raw.replace(b"From: Shop <shop@example.com>", "From: Jöhn's Shöp <shop@example.com>".encode())
+    message = submit(tenant, raw=raw).message
+    message.refresh_from_db()
+    assert message.subject == "Grüße aus Köln"
+    assert message.from_header == "Jöhn's Shöp <shop@example.com>"

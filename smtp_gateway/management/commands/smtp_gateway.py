@@ -29,10 +29,13 @@ class Command(BaseCommand):
             raise CommandError("--processes and --threads must be >= 1, --grace >= 0")
         # aiosmtpd logs every command at INFO: far too much for a busy gateway.
         logging.getLogger("mail.log").setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
-        # The gateway is long-lived: keep database connections instead of one per message.
+        # The gateway is long-lived: keep database connections instead of one per message, and
+        # skip the per-call health check (a SELECT 1 before every call): a connection that fails
+        # is closed after that call (smtp_gateway.db) and the client is told to retry (451).
         database = settings.DATABASES["default"]
         if not database["ENGINE"].endswith("sqlite3"):
             database["CONN_MAX_AGE"] = max(database.get("CONN_MAX_AGE") or 0, 600)
+            database["CONN_HEALTH_CHECKS"] = False
         config = GatewayConfig.from_settings(db_threads=threads)
         self.stdout.write(
             f"smtp_gateway: pid {os.getpid()}, {processes} process(es), ports "
