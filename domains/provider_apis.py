@@ -22,18 +22,24 @@ def provider_data(dns_provider):
     }
 
 
+# API tokens, AWS keys and GCP project ids are printable ASCII; anything else would only fail
+# later inside an HTTP header or a signature.
+_ASCII_TOKEN = r"^[\x21-\x7e]*$"
+_ASCII_ERRORS = {"invalid": "Must be printable ASCII without spaces."}
+
+
 class ProviderInput(serializers.Serializer):
     provider = serializers.ChoiceField(choices=DnsProvider.Provider.choices)
     label = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     # Credential fields; which ones are required depends on `provider` (checked by the service).
-    token = serializers.CharField(required=False, allow_blank=True, trim_whitespace=True, max_length=500)
-    access_key = serializers.CharField(required=False, allow_blank=True, max_length=200)
-    secret_key = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    token = serializers.RegexField(_ASCII_TOKEN, required=False, allow_blank=True, max_length=500, error_messages=_ASCII_ERRORS)
+    access_key = serializers.RegexField(_ASCII_TOKEN, required=False, allow_blank=True, max_length=200, error_messages=_ASCII_ERRORS)
+    secret_key = serializers.RegexField(_ASCII_TOKEN, required=False, allow_blank=True, max_length=200, error_messages=_ASCII_ERRORS)
     # AWS region names look like us-east-1 / ap-southeast-2 / us-gov-west-1; botocore refuses others.
     region = serializers.RegexField(r"^[a-z]{2}(-[a-z]+)+-\d{1,2}$", required=False, allow_blank=True, max_length=50,
                                     error_messages={"invalid": "Not an AWS region name (like us-east-1)."})
     service_account_json = serializers.JSONField(required=False)
-    project_id = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    project_id = serializers.RegexField(_ASCII_TOKEN, required=False, allow_blank=True, max_length=100, error_messages=_ASCII_ERRORS)
 
 
 class DnsProviderListView(UserAPIView):

@@ -202,10 +202,17 @@ def check_submission(*, tenant, prepared: Prepared, lookups: Lookups, envelope_f
 
 def check_quota_and_rate(tenant, recipient_count):
     """Per-minute rate limit (Redis, RateLimited 429 / 451 4.7.1) and monthly quota (exact,
-    in the submission transaction, QuotaExceeded 400 / 552 5.3.4), counted in recipients."""
+    QuotaExceeded 400 / 552 5.3.4), counted in recipients. Returns what `release_quota_and_rate`
+    needs to give them back."""
     from tenants import limits
 
-    limits.admit(tenant=tenant, count=recipient_count)
+    return limits.admit(tenant=tenant, count=recipient_count)
+
+
+def release_quota_and_rate(tenant, recipient_count, state):
+    from tenants import limits
+
+    limits.release(tenant=tenant, count=recipient_count, rate_state=state)
 
 
 # --- HTTP -------------------------------------------------------------------------------------
@@ -593,33 +600,36 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
         ]
         rows.append((message, recipients, len(prepared.accepted)))
 
-    with transaction.atomic():
-        if idempotency:
-            try:
-                with transaction.atomic():
-                    IdempotencyKey.objects.create(
-                        tenant=tenant, key=idempotency[0], request_hash=idempotency[1],
-                        response=_response(rows[0][0], rows[0][1]), status_code=200,
-                    )
-            except IntegrityError:
-                raise _IdempotencyRace() from None
-        # The quota reservation locks the tenant's monthly counter row until COMMIT, which
-        # serialises every submission of the tenant: it is the LAST statement, so the lock is
-        # held for that UPDATE and the commit only, never for the inserts.
-        if len(rows) == 1:
-            _insert(tenant, rows)
-            check_quota_and_rate(tenant, rows[0][2])
-            results = [None]
-        else:
-            results = _insert_many_then_reserve(tenant, rows)
-        accepted_rows = [(m, rs) for (m, rs, _), outcome in zip(rows, results) if outcome is None]
-        queued_ids = [r.id for _, rs in accepted_rows for r in rs if r.status == Recipient.Status.QUEUED]
-        transaction.on_commit(lambda: enqueue_delivery(queued_ids))
+    # Quota and rate limit are taken BEFORE the transaction, each as a single autocommitted
+    # statement: the UPDATE of the tenant's monthly counter row then holds that row's lock only
+    # while PostgreSQL executes and commits it, never while this process works or waits between
+    # statements (a lock held across client round trips turns concurrent submissions of one
+    # tenant into a convoy under load). If storing fails, everything is given back; a crash in
+    # between can only over-count, never let a tenant pass its quota.
+    results, reserved = _reserve(tenant, [count for _, _, count in rows])
+    accepted_rows = [(m, rs, count) for (m, rs, count), outcome in zip(rows, results) if outcome is None]
+    try:
+        with transaction.atomic():
+            if idempotency:
+                try:
+                    with transaction.atomic():
+                        IdempotencyKey.objects.create(
+                            tenant=tenant, key=idempotency[0], request_hash=idempotency[1],
+                            response=_response(rows[0][0], rows[0][1]), status_code=200,
+                        )
+                except IntegrityError:
+                    raise _IdempotencyRace() from None
+            _insert(tenant, accepted_rows)
+            queued_ids = [r.id for _, rs, _ in accepted_rows for r in rs if r.status == Recipient.Status.QUEUED]
+            transaction.on_commit(lambda: enqueue_delivery(queued_ids))
+    except BaseException:
+        _give_back(tenant, reserved)
+        raise
     accepted = iter(accepted_rows)
     out = []
     for outcome in results:
         if outcome is None:
-            message, recipients = next(accepted)
+            message, recipients, _ = next(accepted)
             out.append(SubmitResult(response=_response(message, recipients), message=message, recipients=recipients))
         else:
             out.append(outcome)
@@ -640,30 +650,33 @@ def _insert(tenant, rows):
     )
 
 
-def _insert_many_then_reserve(tenant, rows):
-    """send-bulk and batched SMTP: insert everything and reserve the total (one UPDATE, last).
-    When the rate limit or quota cannot take the total, roll the inserts back and go message
-    by message, so those that still fit are accepted. Returns None (accepted) or the error,
-    per row."""
+def _give_back(tenant, reserved):
+    for count, state in reserved:
+        try:
+            release_quota_and_rate(tenant, count, state)
+        except Exception:  # noqa: BLE001 - the database may be what failed: over-count, never raise over the cause
+            logger.warning("could not give back %d reserved recipient(s) of tenant %s", count, tenant.pk, exc_info=True)
+
+
+def _reserve(tenant, counts):
+    """Rate limit and quota per message: returns (outcomes, reserved) with outcomes None
+    (accepted) or the error, and reserved the (count, rate state) pairs to give back if storing
+    fails. One message: its error is raised. Many: one reservation for the total first (one
+    UPDATE), and only when that is refused message by message, so those that fit are accepted."""
+    if len(counts) == 1:
+        return [None], [(counts[0], check_quota_and_rate(tenant, counts[0]))]
     try:
-        with transaction.atomic():
-            _insert(tenant, rows)
-            check_quota_and_rate(tenant, sum(count for _, _, count in rows))
-        return [None] * len(rows)
+        return [None] * len(counts), [(sum(counts), check_quota_and_rate(tenant, sum(counts)))]
     except DispatchError:
         pass
-    for _, recipients, _ in rows:
-        for recipient in recipients:
-            recipient.pk = None  # their INSERT was rolled back
-    outcomes = []
-    for _, _, count in rows:
+    outcomes, reserved = [], []
+    for count in counts:
         try:
-            check_quota_and_rate(tenant, count)
+            reserved.append((count, check_quota_and_rate(tenant, count)))
             outcomes.append(None)
         except DispatchError as exc:
             outcomes.append(exc)
-    _insert(tenant, [row for row, outcome in zip(rows, outcomes) if outcome is None])
-    return outcomes
+    return outcomes, reserved
 
 
 def enqueue_delivery(recipient_ids):

@@ -79,9 +79,10 @@ def reserve(*, tenant, count: int, now=None) -> None:
 
 
 def admit(*, tenant, count: int):
-    """The per-message volume checks of the submission path, inside its transaction: the
-    per-minute rate limit (RateLimited) then the monthly quota (QuotaExceeded). Returns the
-    rate-limit window state (None when Redis is unavailable: the limiter fails open)."""
+    """The per-message volume checks of the submission path: the per-minute rate limit
+    (RateLimited) then the monthly quota (QuotaExceeded). Returns the rate-limit window state
+    (None when Redis is unavailable: the limiter fails open), which `release` takes to give
+    everything back if the submission is not stored after all."""
     state = ratelimit.hit(tenant=tenant, count=count)
     try:
         reserve(tenant=tenant, count=count)
@@ -89,6 +90,32 @@ def admit(*, tenant, count: int):
         ratelimit.refund(state, count)
         raise
     return state
+
+
+_RELEASE_SQL = f"""
+UPDATE {UsageCounter._meta.db_table}
+   SET emails_sent = emails_sent - %(count)s,
+       overage = overage
+         - CASE WHEN emails_sent > %(quota)s THEN emails_sent - %(quota)s ELSE 0 END
+         + CASE WHEN emails_sent - %(count)s > %(quota)s THEN emails_sent - %(count)s - %(quota)s ELSE 0 END
+ WHERE tenant_id = %(tenant)s AND period = %(period)s AND emails_sent >= %(count)s
+"""
+
+
+def release(*, tenant, count: int, rate_state=None, now=None) -> None:
+    """Give back what `admit` counted for a submission that then failed to be stored (the
+    inverse of reserve, and the rate-limit refund)."""
+    if count <= 0:
+        return
+    field = UsageCounter._meta.get_field
+    params = {
+        "count": count, "quota": tenant.plan.monthly_quota,
+        "tenant": field("tenant").get_db_prep_value(tenant.pk, connection),
+        "period": field("period").get_db_prep_value(current_period(now), connection),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_RELEASE_SQL, params)
+    ratelimit.refund(rate_state, count)
 
 
 def usage_count(*, tenant, field: str, n: int = 1, when=None) -> None:

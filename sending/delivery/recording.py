@@ -166,15 +166,29 @@ def apply_effects(effects):
         )
         for e in effects
     )
+    _emit(effects)
     for effect in effects:
-        _emit(effect)
         if effect.classification is not None and effect.classification.disposition == "hard":
             _suppress(effect)
     refresh_messages({effect.recipient.message_id for effect in effects})
 
 
-def _emit(effect):
-    from sending.events import emit
+def _emit(effects):
+    """One sending.events.emit_many call per tenant (events, webhook deliveries, usage counters)."""
+    from sending.events import emit_many
+
+    by_tenant = {}
+    for effect in effects:
+        recipient = effect.recipient
+        by_tenant.setdefault(recipient.tenant_id, (recipient.tenant, []))[1].append(
+            (str(effect.outcome), recipient, recipient.message, _event_details(effect))
+        )
+    for tenant, items in by_tenant.values():
+        emit_many(items, tenant=tenant, count_usage=True)
+
+
+def _event_details(effect):
+    from sending.events import rfc3339
 
     recipient, result = effect.recipient, effect.result
     details = {
@@ -184,11 +198,11 @@ def _emit(effect):
     if result.mx_host:
         details["mx_host"] = result.mx_host
     if effect.outcome == Outcome.DEFERRED:
-        details["next_attempt_at"] = recipient.next_attempt_at.isoformat()
+        details["next_attempt_at"] = rfc3339(recipient.next_attempt_at)
     if effect.classification is not None:
         details["bounce_classification"] = effect.classification.bounce_class
         details["bounce_type"] = effect.classification.disposition
-    emit(str(effect.outcome), recipient=recipient, message=recipient.message, tenant=recipient.tenant, **details)
+    return details
 
 
 def _suppress(effect):

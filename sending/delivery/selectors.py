@@ -23,3 +23,14 @@ def queue_summary(*, tenant=None):
     oldest = summary.pop("oldest_pending")
     summary["oldest_pending_age_seconds"] = max(0, int((timezone.now() - oldest).total_seconds())) if oldest else None
     return summary
+
+
+def captured_copy(recipient):
+    """Capture mode: the exact signed bytes that would have gone to this recipient (None when
+    nothing was captured, or the copy was erased with the message body)."""
+    from dispatch_site import crypto
+
+    blob = Recipient.objects.filter(pk=recipient.pk).values_list("captured_message", flat=True).first()
+    if blob is None:
+        return None
+    return crypto.decrypt(bytes(blob), recipient.captured_associated_data)

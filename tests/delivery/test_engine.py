@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from sending.bounces import verp
-from sending.delivery import engine
+from sending.delivery import engine, selectors
 from sending.delivery.pool import pool
 from sending.models import DeliveryAttempt, Message, Recipient, Suppression
 
@@ -304,9 +304,19 @@ def test_events_are_emitted_for_every_transition(mx, queue_message):
     deliver(recipients)
     events = {e.payload["recipient"]: e for e in Event.objects.filter(type__in=["delivered", "deferred", "bounced"])}
     assert {k: v.type for k, v in events.items()} == {"ok@dest.test": "delivered", "defer@dest.test": "deferred", "reject@dest.test": "bounced"}
+    assert events["defer@dest.test"].payload["next_attempt_at"].endswith("Z")
     bounced = events["reject@dest.test"].payload
     assert bounced["bounce_classification"] == "InvalidRecipient"
     assert bounced["response"]["code"] == 550
+
+
+def test_outcomes_are_counted_in_the_usage_of_the_month(mx, queue_message, tenant):
+    from tenants.models import UsageCounter
+
+    _, recipients = queue_message("a@dest.test", "b@dest.test", "defer@dest.test", "reject@dest.test", "spam@dest.test")
+    deliver(recipients)
+    [usage] = UsageCounter.objects.filter(tenant=tenant)
+    assert (usage.delivered, usage.hard_bounce, usage.soft_bounce, usage.failed) == (2, 1, 1, 0)
 
 
 def test_capture_mode_stores_the_signed_copy_and_sends_nothing(sink, queue_message, settings, signing_domain):
@@ -317,7 +327,8 @@ def test_capture_mode_stores_the_signed_copy_and_sends_nothing(sink, queue_messa
     deliver([recipient])
     recipient.refresh_from_db()
     assert recipient.status == S.DELIVERED and sink.connections == 0
-    captured = crypto.decrypt(recipient.captured_message, recipient.captured_associated_data)
+    captured = selectors.captured_copy(recipient)
+    assert captured == crypto.decrypt(recipient.captured_message, recipient.captured_associated_data)
     record = signing_domain.dkim_public_key
     assert dkim.verify(captured, dnsfunc=lambda name, timeout=5: f"v=DKIM1; k=rsa; p={record}".encode())
     message.refresh_from_db()

@@ -94,6 +94,10 @@ def test_concurrent_identical_requests_create_one_message(user, tenant, verified
     assert [r.status_code for r in responses] == [200] * 4, [r.content for r in responses]
     assert len({r.json()["data"]["id"] for r in responses}) == 1
     assert Message.objects.count() == 1
+    # The requests that lost the race gave their quota back.
+    from tenants.models import UsageCounter
+
+    assert UsageCounter.objects.get(tenant=tenant).emails_sent == 1
 
 
 # --- send-bulk ----------------------------------------------------------------------------------

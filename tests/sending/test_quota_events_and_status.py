@@ -96,6 +96,24 @@ def test_a_rejected_submission_gives_its_reservation_back(api, send_url, verifie
     assert response.status_code == 500
     assert not UsageCounter.objects.filter(tenant=tenant, emails_sent__gt=0).exists()
     assert not Message.objects.exists()
+    from tenants import ratelimit
+
+    assert ratelimit.peek(tenant=tenant).used == 0  # the per-minute budget was refunded too
+
+
+def test_release_is_the_exact_inverse_of_reserve_with_overage(tenant):
+    from tenants.limits import release
+
+    set_quota(tenant, 5, overage=True)
+    reserve(tenant=tenant, count=4)
+    reserve(tenant=tenant, count=3)  # 7 sent, 2 of them overage
+    release(tenant=tenant, count=3)
+    counter = UsageCounter.objects.get(tenant=tenant)
+    assert (counter.emails_sent, counter.overage) == (4, 0)
+    reserve(tenant=tenant, count=3)
+    release(tenant=tenant, count=1)
+    counter.refresh_from_db()
+    assert (counter.emails_sent, counter.overage) == (6, 1)
 
 
 # --- events ---------------------------------------------------------------------------------------
