@@ -2,8 +2,9 @@
 commands that matter rewritten so that every reply carries an enhanced status code and the
 library's known gaps (DESIGN.md §6) are closed:
 
-- AUTH answers every failure (535 5.7.8 after a delay), counts failures per client IP and
-  disconnects at the limit (421 4.7.0); AUTH before TLS answers 538 5.7.11.
+- AUTH answers every failure (535 5.7.8 after a delay), counts failures per client IP and per
+  account and disconnects at the limits (421 4.7.0; see authlimit.py); AUTH before TLS
+  answers 538 5.7.11.
 - A second STARTTLS answers 554 5.5.1; commands pipelined behind STARTTLS are discarded
   (aiosmtpd clears the plaintext buffer when TLS starts).
 - DATA ends only at <CRLF>.<CRLF>; bare CR, bare LF and NUL are refused (550 5.6.0), so no
@@ -35,6 +36,7 @@ BAD_LINE_ENDINGS = "550 5.6.0 Bare CR, bare LF or NUL in message; use CRLF line 
 TOO_MUCH_DATA = "552 5.3.4 Message size exceeds fixed maximum message size"
 OUT_OF_BUFFER = "452 4.3.1 Insufficient system storage, try again later"
 TOO_MANY_AUTH_FAILURES = "421 4.7.0 Too many failed authentication attempts, closing connection"
+TOO_MANY_ACCOUNT_FAILURES = "421 4.7.0 Too many failed authentication attempts for this account, try again later"
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 
@@ -232,20 +234,26 @@ class DispatchSMTP(SMTP):
             return
         ip = self._peer_ip()
         limiter = self.gateway.auth_limiter
-        if await limiter.blocked(ip):
+        if await limiter.ip_blocked(ip):
             await self._refuse_and_close(TOO_MANY_AUTH_FAILURES)
             return
         credentials = await self._read_credentials(mechanism, args[1] if len(args) == 2 else None)
         if credentials is None:
             return
-        outcome = await self.event_handler.authenticate(self, self.session, *credentials)
+        username, password = credentials
+        if await limiter.account_blocked(username, ip):
+            log.warning("SMTP AUTH: account over its failure limit, refused from %s", ip)
+            await self._refuse_and_close(TOO_MANY_ACCOUNT_FAILURES)
+            return
+        outcome = await self.event_handler.authenticate(self, self.session, username, password)
         if outcome.ok:
             self.session.authenticated = True
             self.session.auth_checked_at = time.monotonic()
+            await limiter.record_success(username, ip)
             await self.push(outcome.reply)
             return
         if outcome.counts_as_failure:
-            failures = await limiter.record_failure(ip)
+            failures = await limiter.record_failure(ip, username)
             await asyncio.sleep(self.gateway.config.auth_failure_delay)
             if failures >= limiter.limit:
                 log.warning("SMTP AUTH: %s reached %d failures, disconnecting", ip, failures)

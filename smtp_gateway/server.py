@@ -40,6 +40,7 @@ class GatewayConfig:
     max_recipients: int
     idle_timeout: float
     auth_failure_limit: int
+    auth_failure_limit_per_account: int
     auth_failure_delay: float
     auth_failure_window: int
     max_sessions: int
@@ -65,6 +66,7 @@ class GatewayConfig:
             max_recipients=settings.DISPATCH_MAX_RECIPIENTS,
             idle_timeout=settings.DISPATCH_SMTP_IDLE_TIMEOUT,
             auth_failure_limit=settings.DISPATCH_SMTP_AUTH_FAILURE_LIMIT,
+            auth_failure_limit_per_account=settings.DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT,
             auth_failure_delay=settings.DISPATCH_SMTP_AUTH_FAILURE_DELAY,
             auth_failure_window=settings.DISPATCH_SMTP_AUTH_FAILURE_WINDOW,
             max_sessions=settings.DISPATCH_SMTP_MAX_SESSIONS,
@@ -89,7 +91,8 @@ class Gateway:
         self.draining = False
         self.bound = []
         self.auth_limiter = AuthFailureLimiter(
-            limit=config.auth_failure_limit, window=config.auth_failure_window, redis_url=config.redis_url
+            ip_limit=config.auth_failure_limit, account_limit=config.auth_failure_limit_per_account,
+            window=config.auth_failure_window, redis_url=config.redis_url, hostname=config.hostname,
         )
         self.db = DatabaseExecutor(config.db_threads)
 

@@ -1,8 +1,10 @@
 """Monthly quota accounting on the submission path.
 
-`reserve` runs inside the submission transaction: the counter row is updated with one
-conditional UPDATE, so concurrent submissions can never push a tenant past its quota (the
-row lock serialises them) and a submission that fails later rolls its reservation back.
+`reserve` is one conditional UPDATE of the tenant's monthly counter row, so concurrent
+submissions can never push a tenant past its quota (PostgreSQL re-checks the WHERE on the row
+version it locks). The submission path runs it as its own autocommitted statement just before
+storing (the row lock is then held only inside PostgreSQL, never across client round trips) and
+calls `release` (the inverse UPDATE) when storing fails; a crash in between can only over-count.
 `admit` is what the submission checks call per message: the per-minute rate limit (Redis,
 tenants/ratelimit.py) first, then the quota; a message refused by the quota gives its rate-limit
 budget back. `usage_count` records delivery outcomes on the same monthly row, and

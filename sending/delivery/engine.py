@@ -38,11 +38,6 @@ Outcome = DeliveryAttempt.Outcome
 _BODY_BUDGET = 16 * 1024 * 1024  # encrypted bodies fetched per query
 _BROKEN_CONNECTIONS_PER_TARGET = 2
 _HELD_TENANT_RECHECK = 300  # seconds between looks at a blocked tenant's queued mail
-# Claimable: due and waiting (its previous outcome fully recorded), or leased by a worker whose
-# lease ran out (it died).
-def _claimable(now):
-    waiting = Q(status__in=[Status.QUEUED, Status.DEFERRED], next_attempt_at__lte=now, effects_pending=False)
-    return waiting | Q(status=Status.SENDING, lease_until__lt=now)
 
 
 @dataclass
@@ -93,6 +88,13 @@ def new_lease():
 
 
 # --- claiming ----------------------------------------------------------------------------------
+def _claimable(now):
+    """Due and waiting (its previous outcome fully recorded), or leased by a worker whose lease
+    ran out (it died)."""
+    waiting = Q(status__in=[Status.QUEUED, Status.DEFERRED], next_attempt_at__lte=now, effects_pending=False)
+    return waiting | Q(status=Status.SENDING, lease_until__lt=now)
+
+
 def claim(recipient_ids):
     """Claim the due recipients among `recipient_ids` plus more due recipients of the same
     domains, up to the batch size each: under load one task (one connection) carries a batch,

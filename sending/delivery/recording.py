@@ -6,7 +6,7 @@
    This is what makes "never sent twice" hold: after a crash only recipients without a recorded
    outcome are sent again. The row keeps `effects_pending=True` and its lease value.
 2. The effects (`Recorder.flush`, every FLUSH_EVERY outcomes or FLUSH_SECONDS): in one
-   transaction for the group, the DeliveryAttempt rows, the events (sending.events.emit), hard
+   transaction for the group, the DeliveryAttempt rows, the events (sending.events.emit_many), hard
    bounce suppressions and the messages' aggregate status; `effects_pending` is cleared in the
    same transaction. If the worker dies in between, the sweeper replays the effects of rows whose
    lease has expired (`replay_pending_effects`), so no event is lost either.

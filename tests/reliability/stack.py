@@ -293,7 +293,11 @@ class TimedMessages(list):
     sink answers 250, so before the worker can have recorded the delivery)."""
 
     def append(self, received):
+        import email.parser
+
         received.received_at = time.time()
+        headers = email.parser.BytesHeaderParser().parsebytes(received.data)
+        received.message_id = (headers.get("Message-ID") or "").strip().strip("<>")
         super().append(received)
 
 
@@ -304,13 +308,10 @@ def timed_sink(sink):
 
 def delivered_per_recipient(sink):
     """recipient -> [(Message-ID, arrival time) of each copy the sink received]."""
-    import email
-
     copies = {}
     with sink.lock:
         messages = list(sink.messages)
     for received in messages:
-        message_id = email.message_from_bytes(received.data).get("Message-ID", "").strip().strip("<>")
         for recipient in received.rcpt_tos:
-            copies.setdefault(recipient.lower(), []).append((message_id, received.received_at))
+            copies.setdefault(recipient.lower(), []).append((received.message_id, received.received_at))
     return copies

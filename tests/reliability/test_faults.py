@@ -130,6 +130,7 @@ def test_a_redis_outage_under_load_stops_no_submission_and_delivery_resumes(faul
     API and SMTP keep accepting (the row is the truth; the sweeper publishes later), and every
     message is delivered within a minute of Redis returning."""
     ledger = faults.ledger
+    faults.load.interval = 0.2  # a minute of backlog stays a few thousand recipients
     faults.load.start()
     time.sleep(4)
     faults.redis.stop()
@@ -142,7 +143,7 @@ def test_a_redis_outage_under_load_stops_no_submission_and_delivery_resumes(faul
     http_ok, smtp_ok = accepted_between(ledger, down + 2, up, "http"), accepted_between(ledger, down + 2, up, "smtp")
     failures = [outcome for _, outcome in during if outcome != "accepted"]
     print(f"\n[Redis down {REDIS_OUTAGE_SECONDS} s] accepted while down: http {http_ok}, smtp {smtp_ok}; not accepted: {len(failures)}")
-    assert http_ok > 20 and smtp_ok > 20, faults.stack.logs()
+    assert http_ok > 100 and smtp_ok > 100, faults.stack.logs()
     assert len(failures) <= 0.02 * len(during), f"refused while Redis was down: {failures[:10]}"
     while_down = {r for r in ledger.accepted if r not in delivered_per_recipient(faults.sink)}
     assert while_down

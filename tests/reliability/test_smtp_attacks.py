@@ -35,8 +35,8 @@ def wait_until(predicate, timeout=5.0):
 
 def test_auth_failures_for_one_account_are_limited_across_source_addresses(start_gateway, raw_session, credential):  # noqa: F811
     """A distributed guesser (a new address for every try) must still hit a per-account limit:
-    after it, even the right password is refused, whatever the address."""
-    start_gateway(auth_failure_limit=3)
+    after it, even the right password is refused from an address that never logged in."""
+    start_gateway(auth_failure_limit=3, auth_failure_limit_per_account=3)
     for number in range(6):
         session = raw_session(tls=True, source=f"127.0.1.{number + 1}")
         reply = session.command(f"AUTH PLAIN {b64_plain(credential.username, 'dp_sk_wrong')}")

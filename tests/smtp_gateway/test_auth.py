@@ -88,8 +88,26 @@ def test_failure_count_lives_in_redis_with_an_expiry(start_gateway, raw_session,
     session = raw_session(tls=True, source="127.0.0.5")
     session.command("AUTH PLAIN " + b64(f"\0{credential.username}\0dp_sk_wrong"))
     store = redis.Redis.from_url(os.environ["REDIS_URL"])
-    assert int(store.get(KEY_PREFIX + "127.0.0.5")) == 1
-    assert 0 < store.ttl(KEY_PREFIX + "127.0.0.5") <= 120
+    key = KEY_PREFIX + "fail:ip:127.0.0.5"
+    assert int(store.get(key)) == 1
+    assert 0 < store.ttl(key) <= 120
+
+
+def test_an_account_guessed_from_many_addresses_is_refused_except_from_its_known_sources(
+        start_gateway, raw_session, credential):
+    start_gateway(auth_failure_limit=3, auth_failure_limit_per_account=4)
+    assert raw_session(tls=True, source="127.0.2.1").login(credential).startswith("235")  # the tenant's server
+    bad = "AUTH PLAIN " + b64(f"\0{credential.username}\0dp_sk_wrong")
+    for number in range(4):  # a guesser with a new address for every try
+        assert raw_session(tls=True, source=f"127.0.3.{number + 1}").command(bad).startswith("535")
+    stranger = raw_session(tls=True, source="127.0.3.100")
+    assert stranger.login(credential).startswith("421 4.7.0")  # refused before the password is checked
+    assert stranger.closed()
+    # The same account without the @host part is the same account.
+    name_only = b64(f"\0{credential.username.split('@')[0]}\0{credential.password}")
+    assert raw_session(tls=True, source="127.0.3.101").command("AUTH PLAIN " + name_only).startswith("421")
+    # The source that logged in before keeps working: no lockout of the tenant's own servers.
+    assert raw_session(tls=True, source="127.0.2.1").login(credential).startswith("235")
 
 
 def test_failures_are_still_limited_when_redis_is_down(start_gateway, raw_session, credential):
