@@ -6,6 +6,10 @@ BEAT_SCHEDULE = {
     "webhooks-sweep-due": {"task": "webhooks.tasks.sweep_due_webhooks", "schedule": 10.0, "options": {"queue": "events", "expires": 9}},
     # Webhook events and delivery logs past DISPATCH_WEBHOOK_EVENT_RETENTION_DAYS.
     "webhooks-prune-events": {"task": "webhooks.tasks.prune_events", "schedule": 3600.0, "options": {"queue": "events"}},
+    # Email log entries past their plan's retention, deleted in small batches (docs/usage.md).
+    "sending-delete-expired-emails": {"task": "sending.tasks.delete_expired_emails", "schedule": 900.0, "options": {"queue": "default"}},
+    # Idempotency-Keys older than 24 h.
+    "sending-prune-idempotency-keys": {"task": "sending.tasks.prune_idempotency_keys", "schedule": 3600.0, "options": {"queue": "default"}},
     # Compliance guard: flag / suspend tenants over the bounce or complaint thresholds (docs/usage.md).
     "tenants-compliance-sweep": {"task": "tenants.tasks.compliance_sweep", "schedule": 300.0, "options": {"queue": "default", "expires": 290}},
     # Inbound bounce / complaint reports unprocessed a minute after arrival (lost task); prunes old ones.

@@ -131,6 +131,9 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 
 # --- auth ----------------------------------------------------------------------------------
 AUTH_USER_MODEL = "tenants.User"
+# Django's password check with brute-force limits (JWT, portal and admin logins). ModelBackend
+# stays listed because portal signup logs users in naming it (sessions must find their backend).
+AUTHENTICATION_BACKENDS = ["dispatch_site.api.throttling.ThrottledModelBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
@@ -240,8 +243,9 @@ DISPATCH_SMTP_MAX_SESSIONS = env_int("DISPATCH_SMTP_MAX_SESSIONS", 1000, minimum
 
 # Brute-force limits on API logins (Basic credentials, JWT token logins): failed attempts per
 # client IP and per account within the window; over the limit -> 429 (dispatch_site/api/throttling.py).
+# The account limit spares sources that logged in to the account in the last 30 days.
 DISPATCH_AUTH_FAILURE_LIMIT_PER_IP = env_int("DISPATCH_AUTH_FAILURE_LIMIT_PER_IP", 30, minimum=1)
-DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT = env_int("DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT", 10, minimum=1)
+DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT = env_int("DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT", 20, minimum=1)
 DISPATCH_AUTH_FAILURE_WINDOW_SECONDS = env_int("DISPATCH_AUTH_FAILURE_WINDOW_SECONDS", 900, minimum=1)
 
 DISPATCH_DNS_NAMESERVERS = parse_host_port_list("DISPATCH_DNS_NAMESERVERS")
@@ -273,6 +277,10 @@ DISPATCH_RETRY_MAX_DELAY = env_int("DISPATCH_RETRY_MAX_DELAY", 3600, minimum=1)
 DISPATCH_DELIVERY_LEASE = env_int("DISPATCH_DELIVERY_LEASE", 900, minimum=2)
 DISPATCH_DELIVERY_BATCH_SIZE = env_int("DISPATCH_DELIVERY_BATCH_SIZE", 100, minimum=1)
 DISPATCH_DELIVERY_REENQUEUE_AFTER = env_int("DISPATCH_DELIVERY_REENQUEUE_AFTER", 60, minimum=1)
+# Coalesced delivery kicks (sending/delivery/services.py): at most one delivery task published per
+# interval while one is outstanding; a task drains the due queue for at most DRAIN_SECONDS.
+DISPATCH_DELIVERY_KICK_INTERVAL_MS = env_int("DISPATCH_DELIVERY_KICK_INTERVAL_MS", 250, minimum=1)
+DISPATCH_DELIVERY_DRAIN_SECONDS = env_int("DISPATCH_DELIVERY_DRAIN_SECONDS", 10, minimum=0)
 
 DISPATCH_WEBHOOK_ALLOW_PRIVATE = env_bool("DISPATCH_WEBHOOK_ALLOW_PRIVATE", False)
 DISPATCH_WEBHOOK_CONNECT_TIMEOUT = env_float("DISPATCH_WEBHOOK_CONNECT_TIMEOUT", 5.0, minimum=0.1)

@@ -5,7 +5,7 @@ from django.shortcuts import redirect, render
 
 from dispatch_site.errors import DispatchError
 from sending import selectors, services
-from sending.models import Message
+from sending.models import InboundReport, Message
 from webhooks.models import Event
 
 from .views_base import TenantPage, object_or_404, page_of, run_service
@@ -63,8 +63,9 @@ class EmailDetail(TenantPage):
         message = object_or_404(selectors.email_get, tenant=self.tenant, message_id=email_id)
         reports = _report_events(self.tenant, message)
         recipients = [(r, reports.get(r.email.lower(), [])) for r in message.recipients.all()]
+        inbound = InboundReport.objects.filter(tenant=self.tenant, message=message).defer("raw").order_by("received_at")
         return render(request, "portal/email.html", self.context(
-            message=message, content=selectors.message_content(message), recipients=recipients,
+            message=message, content=selectors.message_content(message), recipients=recipients, inbound_reports=inbound,
         ))
 
 

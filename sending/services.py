@@ -410,6 +410,16 @@ def submit_raw_many(*, tenant, items, credential=None) -> list:
     transaction (one commit for all). `items` are dicts with mail_from, rcpt_tos and raw.
     Returns, per item, a SubmitResult or the DispatchError that refused it."""
     lookups = Lookups(tenant)
+    if len(items) > 1:
+        # One suppression query for the whole batch instead of one per message (perf).
+        emails = []
+        for item in items:
+            for value in item["rcpt_tos"]:
+                try:
+                    emails.append(normalize_address(value, field="rcpt_to"))
+                except Exception:  # noqa: BLE001 - that item is refused by prepare_raw_message anyway
+                    pass
+        lookups.preload_suppressions(emails)
     outcomes = []
     for item in items:
         try:
@@ -685,7 +695,10 @@ def enqueue_delivery(recipient_ids):
     if not recipient_ids:
         return
     from dispatch_site.celery import app as celery_app
+    from sending.delivery.services import kick_needed
 
+    if not kick_needed():
+        return  # a delivery task is outstanding and will drain these rows too (perf: coalesced kicks)
     for start in range(0, len(recipient_ids), DELIVERY_TASK_CHUNK):
         chunk = recipient_ids[start : start + DELIVERY_TASK_CHUNK]
         try:

@@ -47,9 +47,9 @@ class TokenView(TokenObtainPairView):
     authentication_classes = []
 
     def post(self, request, *args, **kwargs):
-        account = request.data.get("email") if isinstance(request.data, dict) else None
-        with throttling.guard(request, account=account):
-            return super().post(request, *args, **kwargs)
+        # 429 up front; the failures themselves are counted by the authentication backend.
+        throttling.LoginAttempt(request, request.data.get("email") if isinstance(request.data, dict) else None).check()
+        return super().post(request, *args, **kwargs)
 
 
 class TokenRefresh(TokenRefreshView):

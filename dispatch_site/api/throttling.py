@@ -1,14 +1,25 @@
 """Brute-force limits on API authentication: failed HTTP Basic logins (credentials) and failed
 JWT password logins (POST /api/v1/auth/token), counted per source IP and per account.
 
-Failures are counted in Redis, shared by every web process: INCR and EXPIRE run in one
-MULTI/EXEC, so concurrent failures are all counted and a counter never lives without a TTL.
-Each failure restarts the counter's window. Once a counter has reached its limit, every
-attempt from that IP, or for that account, is answered 429 RATE_LIMITED with Retry-After
-before any password is checked, so an attacker learns nothing more, not even from a right
-guess. A successful login clears the account's counter (only someone who knows the password
-can do that); the IP's counter is left to expire, or an attacker holding one valid credential
-could reset it between guesses.
+Password logins (JWT token, portal and admin login forms) go through ThrottledModelBackend, the
+one authentication backend; HTTP Basic credentials through `guard` in the API authentication.
+
+- Per source IP: once DISPATCH_AUTH_FAILURE_LIMIT_PER_IP failures are counted within the window,
+  every attempt from that IP is answered 429 RATE_LIMITED with Retry-After.
+- Per account (credential user name or email, lower-cased): once the account has
+  DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT failures, attempts for it are refused the same way —
+  except from an IP that logged in to that account successfully in the last 30 days (a "known
+  source"). Guessing from ever new addresses is limited, while someone failing on a tenant's
+  user name elsewhere cannot lock the tenant's own servers out. (The SMTP gateway applies the
+  same rule to AUTH: smtp_gateway/authlimit.py.)
+
+Refusals come before any password is checked, so a right guess is not recognisable. Failures
+are counted in Redis, shared by every web process: INCR and EXPIRE run in one MULTI/EXEC, so
+concurrent failures are all counted and a counter never lives without a TTL; each failure
+restarts its window. A successful login resets nothing (a credential's own servers log in on
+every request: if that cleared the account's counter, a guesser would get a fresh budget each
+time); it marks its IP as a known source of the account. Accounts are hashed: no user names in
+Redis.
 
 The check and the count are two steps, so requests that are already being verified when the
 limit is reached still finish: the overshoot is bounded by how many requests the web
@@ -23,7 +34,9 @@ import time
 from contextlib import contextmanager
 
 from django.conf import settings
-
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.core.exceptions import PermissionDenied
 from rest_framework.exceptions import AuthenticationFailed
 
 from dispatch_site.errors import RateLimited
@@ -32,6 +45,8 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "dispatch:authfail"
 REDIS_TIMEOUT = 0.25  # seconds; an auth check must never wait long on Redis
+KNOWN_SOURCE_TTL = 30 * 24 * 3600
+KNOWN_SOURCE_REFRESH = 24 * 3600  # a known source's mark is renewed at most once a day
 REDIS_RETRY_AFTER = 5.0  # seconds Redis is left alone after a failure
 
 
@@ -71,13 +86,8 @@ def client_ip(request):
     return request.META.get("REMOTE_ADDR") or "unknown"
 
 
-def _keys(ip, account):
-    """(key, limit) pairs. Accounts are hashed: no user names or emails in Redis."""
-    keys = [(f"{KEY_PREFIX}:ip:{ip}", settings.DISPATCH_AUTH_FAILURE_LIMIT_PER_IP)]
-    if account:
-        digest = hashlib.sha256(account.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()[:32]
-        keys.append((f"{KEY_PREFIX}:account:{digest}", settings.DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT))
-    return keys
+def _account_digest(account):
+    return hashlib.sha256(account.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def _run(build):
@@ -102,26 +112,39 @@ class LoginAttempt:
 
     def __init__(self, request, account):
         self.ip = client_ip(request)
-        self.account = account if isinstance(account, str) else ""
-        self.keys = _keys(self.ip, self.account)
-        self._account_failures = 0
+        self.ip_key = f"{KEY_PREFIX}:ip:{self.ip}"
+        digest = _account_digest(account) if isinstance(account, str) and account.strip() else None
+        self.account_key = f"{KEY_PREFIX}:account:{digest}" if digest else None
+        self.known_key = f"{KEY_PREFIX}:known:{digest}:{self.ip}" if digest else None
+        self._known_ttl = -2  # Redis TTL of the known-source mark: -2 = absent
+
+    @property
+    def counters(self):
+        return [key for key in (self.ip_key, self.account_key) if key]
 
     def check(self):
-        """Raise RateLimited (429, Retry-After) when the IP or the account is over its limit."""
-        names = [key for key, _ in self.keys]
+        """Raise RateLimited (429, Retry-After) when the IP, or the account from an unknown
+        source, is over its limit."""
 
         def build(pipe):
-            pipe.mget(names)
-            for name in names:
-                pipe.ttl(name)
+            pipe.get(self.ip_key)
+            pipe.ttl(self.ip_key)
+            if self.account_key:
+                pipe.get(self.account_key)
+                pipe.ttl(self.account_key)
+                pipe.ttl(self.known_key)
 
         result = _run(build)
         if result is None:
             return
-        counts, ttls = [int(c or 0) for c in result[0]], result[1:]
-        if len(counts) > 1:
-            self._account_failures = counts[1]
-        blocked = [ttl for (_, limit), count, ttl in zip(self.keys, counts, ttls) if count >= limit]
+        blocked = []
+        if int(result[0] or 0) >= settings.DISPATCH_AUTH_FAILURE_LIMIT_PER_IP:
+            blocked.append(result[1])
+        if self.account_key:
+            self._known_ttl = result[4]
+            known = self._known_ttl != -2
+            if int(result[2] or 0) >= settings.DISPATCH_AUTH_FAILURE_LIMIT_PER_ACCOUNT and not known:
+                blocked.append(result[3])
         if blocked:
             retry_after = max(max(blocked), 1)
             raise RateLimited(
@@ -134,15 +157,16 @@ class LoginAttempt:
         window = settings.DISPATCH_AUTH_FAILURE_WINDOW_SECONDS
 
         def build(pipe):
-            for name, _ in self.keys:
-                pipe.incr(name)
-                pipe.expire(name, window)
+            for key in self.counters:
+                pipe.incr(key)
+                pipe.expire(key, window)
 
         _run(build)
 
     def succeeded(self):
-        if self._account_failures:
-            _run(lambda pipe: pipe.delete(self.keys[1][0]))
+        """Mark this IP as a known source of the account (renewed at most once a day)."""
+        if self.account_key and self._known_ttl != -1 and self._known_ttl < KNOWN_SOURCE_TTL - KNOWN_SOURCE_REFRESH:
+            _run(lambda pipe: pipe.set(self.known_key, 1, ex=KNOWN_SOURCE_TTL))
 
 
 @contextmanager
@@ -157,6 +181,27 @@ def guard(request, account):
         attempt.failed()
         raise
     attempt.succeeded()
+
+
+class ThrottledModelBackend(ModelBackend):
+    """Django's password check under the same limits, for every password login: the JWT token
+    endpoint, the portal and the admin. Over a limit the login simply fails (Django's
+    authenticate() stops at PermissionDenied); the token endpoint answers 429 before this."""
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:  # not a login from the network (management commands, tests)
+            return super().authenticate(request, username, password, **kwargs)
+        attempt = LoginAttempt(request, username if username is not None else kwargs.get(get_user_model().USERNAME_FIELD))
+        try:
+            attempt.check()
+        except RateLimited:
+            raise PermissionDenied("too many failed logins") from None
+        user = super().authenticate(request, username, password, **kwargs)
+        if user is None:
+            attempt.failed()
+        else:
+            attempt.succeeded()
+        return user
 
 
 def clear_all():

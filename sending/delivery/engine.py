@@ -126,6 +126,26 @@ def claim(recipient_ids):
     return lease, load_recipients(ids)
 
 
+def claim_due(limit=None):
+    """Claim up to `limit` (default: the batch size) due recipients, oldest due first, whatever
+    their message or domain (deliver_claimed groups them per domain: one connection each).
+    Returns (lease, [Recipient])."""
+    lease, now = new_lease(), timezone.now()
+    limit = limit or settings.DISPATCH_DELIVERY_BATCH_SIZE
+    with transaction.atomic():
+        ids = list(
+            Recipient.objects.select_for_update(skip_locked=True)
+            .filter(_claimable(now))
+            .order_by("next_attempt_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        if ids:
+            Recipient.objects.filter(id__in=ids).update(status=Status.SENDING, lease_until=lease)
+    if not ids:
+        return lease, []
+    return lease, load_recipients(ids)
+
+
 def load_recipients(ids):
     """Recipients with their message (body not loaded) and tenant, one object per message."""
     from tenants.models import Tenant
@@ -154,9 +174,14 @@ def give_back(recipients, lease, *, seconds):
 # --- entry point ---------------------------------------------------------------------------------
 def deliver(recipient_ids):
     """Claim and deliver. Returns the number of recipients this call handled."""
+    lease, recipients = claim(recipient_ids)
+    return deliver_claimed(lease, recipients)
+
+
+def deliver_claimed(lease, recipients):
+    """Deliver recipients claimed under `lease`. Returns how many."""
     from tenants.limits import delivery_allowed
 
-    lease, recipients = claim(recipient_ids)
     if not recipients:
         return 0
     held = [r for r in recipients if not delivery_allowed(r.tenant)]

@@ -166,11 +166,14 @@ def apply_effects(effects):
         )
         for e in effects
     )
+    refresh_messages({effect.recipient.message_id for effect in effects})
+    # Events last: emit_many ends with the UPDATE of the tenant's monthly usage counter row, which
+    # submissions (quota reservation) also UPDATE; taking that row lock last keeps it held only
+    # until the commit that follows, not across the other statements of this transaction.
     _emit(effects)
     for effect in effects:
         if effect.classification is not None and effect.classification.disposition == "hard":
             _suppress(effect)
-    refresh_messages({effect.recipient.message_id for effect in effects})
 
 
 def _emit(effects):

@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from sending import events
-from sending.models import DeliveryAttempt, Message, Recipient
+from sending.models import DeliveryAttempt, InboundReport, Message, Recipient
 
 from .conftest import make_verified_domain
 
@@ -46,6 +46,11 @@ def test_the_detail_shows_sandboxed_html_text_headers_attempts_and_the_bounce_re
                                                last_response_text="no such user")
     events.emit("bounced", recipient=bob, message=sent, tenant=tenant, bounce_type="hard",
                 bounce_classification="bad-mailbox", diagnostic_code="smtp; 550 5.1.1 user unknown (from the DSN)")
+    InboundReport.objects.create(
+        tenant=tenant, message=sent, recipient=bob, kind="dsn", envelope_to="b+x@bounces.example.com", raw=b"",
+        processed_at=timezone.now(), result={"kind": "dsn", "recipients": [{
+            "recipient": "bob@example.net", "action": "failed", "status": "5.1.1", "bounce_class": "bad-mailbox",
+            "disposition": "hard", "feedback_type": None, "outcome": "bounced (hard), suppressed"}]})
 
     html = browser.get(page(f"emails/{sent.id}")).content.decode()
     assert '<iframe class="preview" sandbox=""' in html
@@ -56,6 +61,7 @@ def test_the_detail_shows_sandboxed_html_text_headers_attempts_and_the_bounce_re
     assert "DKIM-Signature" not in html and "Message-ID" in html  # headers of the stored message
     assert "mx.example.net" in html and "no such user" in html and "bad-mailbox" in html
     assert "user unknown (from the DSN)" in html  # the bounce report event
+    assert "Reports received" in html and "bounced (hard), suppressed" in html  # the DSN that came back
 
 
 def test_erasing_the_body_keeps_the_record(browser, page, sent):

@@ -40,3 +40,62 @@ def test_dns_providers_are_listed_without_credentials(staff, user, monkeypatch):
     assert "Acme CF" in html and user.email in html
     html = staff.get(f"/admin/domains/dnsprovider/{dns_provider.id}/change/").content.decode()
     assert "Acme CF" in html and fake.TOKEN not in html and "credentials_encrypted" not in html
+
+
+@pytest.fixture
+def message(tenant, send):
+    from .conftest import make_verified_domain
+
+    make_verified_domain(tenant)
+    return send(tenant, subject="Private matter", text_body="The secret text", html_body="<p>The secret html</p>").message
+
+
+def test_message_pages_show_metadata_but_never_the_body(staff, message):
+    html = staff.get(f"/admin/sending/message/{message.pk}/change/").content.decode()
+    assert "Private matter" in html and "The secret text" not in html and "The secret html" not in html
+    assert f"/admin/sending/message/{message.pk}/body/" in html
+    assert "The secret text" not in staff.get("/admin/sending/message/").content.decode()
+
+
+def test_viewing_a_body_asks_first_and_is_recorded(staff, operator, message, caplog):
+    from django.contrib.admin.models import LogEntry
+
+    confirm = staff.get(f"/admin/sending/message/{message.pk}/body/").content.decode()
+    assert "is recorded" in confirm and "The secret text" not in confirm
+    assert not LogEntry.objects.exists()
+
+    with caplog.at_level("INFO", logger="dispatch.audit"):
+        html = staff.post(f"/admin/sending/message/{message.pk}/body/").content.decode()
+    assert "The secret text" in html and '<iframe sandbox=""' in html and "Subject" in html
+    entry = LogEntry.objects.get()
+    assert entry.user_id == operator.pk and entry.object_id == str(message.pk) and "Viewed the message body" in str(entry)
+    assert f"operator {operator.email} viewed the body of message {message.pk}" in caplog.text
+    history = staff.get(f"/admin/sending/message/{message.pk}/history/").content.decode()
+    assert "Viewed the message body" in history
+
+
+def test_only_staff_with_view_permission_may_view_a_body(client, make_user, message):
+    from django.contrib.auth.models import Permission
+
+    clerk = make_user(email="clerk@example.org")
+    clerk.is_staff = True
+    clerk.save()
+    client.force_login(clerk)
+    assert client.post(f"/admin/sending/message/{message.pk}/body/").status_code == 403
+    clerk.user_permissions.add(Permission.objects.get(codename="view_message"))
+    assert b"The secret text" in client.post(f"/admin/sending/message/{message.pk}/body/").content
+    client.logout()
+    r = client.post(f"/admin/sending/message/{message.pk}/body/")
+    assert r.status_code == 302 and "/admin/login/" in r["Location"]
+
+
+def test_suppressions_added_in_the_admin_go_through_the_service(staff, tenant):
+    from sending.models import Suppression
+
+    r = staff.post("/admin/sending/suppression/add/", {"tenant": tenant.pk, "email": "Someone@Example.ORG",
+                                                       "reason": "asked by phone", "source": "manual"})
+    assert r.status_code == 302, r.content.decode()[-2000:]
+    suppression = Suppression.objects.get(tenant=tenant)
+    assert suppression.email == "someone@example.org"
+    r = staff.post("/admin/sending/suppression/add/", {"tenant": tenant.pk, "email": "not an address", "source": "manual"})
+    assert r.status_code == 200 and b"not a valid email address" in r.content and Suppression.objects.count() == 1

@@ -87,16 +87,49 @@ def test_basic_auth_is_refused_after_too_many_failures_from_one_ip(limits, crede
     assert basic_get(credential.username, credential.password, ip="10.5.5.5").status_code == 200
 
 
-def test_a_successful_login_clears_the_accounts_failures_but_not_the_ips(limits, user):
-    limits(per_account=3, per_ip=5)
+def test_a_successful_login_resets_no_counter(limits, user):
+    """Otherwise a guesser interleaving with the owner's logins would get a fresh budget each time."""
+    limits(per_account=3, per_ip=4)
     for _ in range(2):
         assert login(user.email, "wrong password").status_code == 401
     assert login(user.email, PASSWORD).status_code == 200
-    for _ in range(2):  # the account counter restarted from zero: two more failures are allowed
-        assert login(user.email, "wrong password").status_code == 401
-    # ... but the IP has now failed 4 times; one more reaches its limit.
+    assert login(user.email, "wrong password").status_code == 401
+    # The account has 3 failures: a new address is refused; the known one is not...
+    assert_rate_limited(login(user.email, PASSWORD, ip="10.7.7.7"))
+    assert login(user.email, PASSWORD).status_code == 200
+    # ...until its own failures reach the per-IP limit.
     assert login(user.email, "wrong password").status_code == 401
     assert_rate_limited(login(user.email, PASSWORD))
+
+
+def test_a_source_that_logged_in_before_is_not_locked_out_by_failures_elsewhere(limits, user):
+    """The account limit must not let a stranger lock the owner out: the owner's known address
+    keeps working, every other address is refused."""
+    limits(per_account=3)
+    assert login(user.email, PASSWORD, ip="10.0.0.1").status_code == 200  # the owner's office
+    for number in range(5):
+        assert login(user.email, "guess", ip=f"10.66.0.{number}").status_code in (401, 429)
+    for _ in range(3):
+        assert login(user.email, PASSWORD, ip="10.0.0.1").status_code == 200
+    assert_rate_limited(login(user.email, PASSWORD, ip="10.0.0.2"))
+
+
+def test_a_credentials_own_servers_keep_working_while_someone_guesses_its_password(limits, credential):
+    limits(per_account=3)
+    assert basic_get(credential.username, credential.password, ip="192.0.2.10").status_code == 200
+    for number in range(5):
+        assert basic_get(credential.username, "dp_sk_guess", ip=f"198.51.100.{number}").status_code in (401, 429)
+    assert basic_get(credential.username, credential.password, ip="192.0.2.10").status_code == 200
+    assert_rate_limited(basic_get(credential.username, credential.password, ip="192.0.2.11"))
+
+
+def test_the_known_source_mark_is_written_once_not_on_every_request(limits, credential):
+    client = throttling._redis.client()
+    for _ in range(3):
+        assert basic_get(credential.username, credential.password).status_code == 200
+    (known,) = [k for k in client.scan_iter(f"{throttling.KEY_PREFIX}:known:*")]
+    assert throttling.KNOWN_SOURCE_TTL - 60 < client.ttl(known) <= throttling.KNOWN_SOURCE_TTL
+    assert known.decode().endswith(":127.0.0.1") and credential.username not in known.decode()
 
 
 def test_the_block_ends_when_the_window_has_passed(limits, user):
@@ -123,9 +156,9 @@ def test_concurrent_failures_are_all_counted(limits):
     for thread in threads:
         thread.join()
     client = throttling._redis.client()
-    counts = [int(client.get(key)) for key, _ in throttling.LoginAttempt(request, "victim@example.org").keys]
-    assert counts == [200, 200]
-    assert all(0 < client.ttl(key) <= 900 for key, _ in throttling.LoginAttempt(request, "victim@example.org").keys)
+    counters = throttling.LoginAttempt(request, "victim@example.org").counters
+    assert [int(client.get(key)) for key in counters] == [200, 200]
+    assert all(0 < client.ttl(key) <= 900 for key in counters)
 
 
 def test_no_account_names_are_stored_in_redis(user):
@@ -194,3 +227,35 @@ def test_a_genuine_token_still_works(user):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
     assert client.get("/api/v1/dispatch/tenants").status_code == 200
+
+
+# --- the other password logins: portal and admin forms -------------------------------------------
+@pytest.mark.parametrize("url", ["/portal/login", "/admin/login/"])
+def test_password_login_forms_are_limited_like_the_api(limits, user, client, url):
+    limits(per_account=3)
+    user.is_staff = url.startswith("/admin")
+    user.save()
+    for _ in range(3):
+        r = client.post(url, {"username": user.email, "password": "wrong password"})
+        assert r.status_code == 200 and not r.wsgi_request.user.is_authenticated
+    r = client.post(url, {"username": user.email, "password": PASSWORD})
+    assert r.status_code == 200 and not r.wsgi_request.user.is_authenticated, "logged in past the limit"
+    # The API token endpoint counts the same failures.
+    assert_rate_limited(login(user.email, PASSWORD))
+
+
+def test_jwt_and_form_failures_add_up(limits, user, client):
+    limits(per_account=4)
+    for _ in range(2):
+        assert login(user.email, "wrong password").status_code == 401
+        client.post("/portal/login", {"username": user.email, "password": "wrong password"})
+    assert_rate_limited(login(user.email, PASSWORD))
+
+
+def test_a_portal_login_from_a_known_source_still_works_while_the_account_is_attacked(limits, user, client):
+    limits(per_account=2)
+    assert login(user.email, PASSWORD).status_code == 200  # 127.0.0.1 is now a known source
+    for number in range(3):
+        login(user.email, "guess", ip=f"203.0.113.{number}")
+    r = client.post("/portal/login", {"username": user.email, "password": PASSWORD})
+    assert r.status_code == 302 and r.wsgi_request.user.is_authenticated

@@ -147,6 +147,15 @@ def everything_secret(settings, dns_server):
     submit_raw(tenant=Tenant.objects.get(pk=tenant_id), mail_from="app@secrets.example.com",
                rcpt_tos=["carol@example.org"], raw=raw)
     needles["SMTP message body"] = raw_marker.encode()
+
+    # Delivery in capture mode keeps the signed copy of each message (Recipient.captured_message).
+    from sending.delivery.engine import deliver
+    from sending.models import Recipient
+
+    settings.DISPATCH_DELIVERY_MODE = "capture"
+    recipients = Recipient.objects.filter(tenant_id=tenant_id)
+    deliver(list(recipients.values_list("id", flat=True)))
+    assert recipients.filter(status="delivered", captured_message__isnull=False).count() == 3
     return needles, api, base
 
 

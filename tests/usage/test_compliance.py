@@ -132,3 +132,9 @@ def test_operators_filter_flagged_tenants_in_the_admin(client, tenant, other_ten
     clean = client.get("/admin/tenants/tenant/", {"compliance_flagged": "no"}).content.decode()
     assert tenant.name in flagged and other_tenant.name not in flagged
     assert other_tenant.name in clean and tenant.name not in clean
+
+
+def test_the_sweep_is_scheduled():
+    from dispatch_site.beat import BEAT_SCHEDULE
+
+    assert any(e["task"] == "tenants.tasks.compliance_sweep" for e in BEAT_SCHEDULE.values())

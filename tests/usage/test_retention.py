@@ -104,3 +104,25 @@ def test_a_suppression_learned_from_an_expired_message_is_kept(tenant, delivered
     expired_messages_delete()
     suppression = Suppression.objects.get(tenant=tenant, email="a@example.org")
     assert suppression.source_message_id is None
+
+
+def test_the_beat_task_deletes_expired_entries(tenant, delivered_messages):
+    from dispatch_site.beat import BEAT_SCHEDULE
+    from sending.tasks import delete_expired_emails
+
+    old, kept = delivered_messages(2)
+    expire(old)
+    assert delete_expired_emails() == 1
+    assert list(Message.objects.values_list("id", flat=True)) == [kept.id]
+    assert any(e["task"] == "sending.tasks.delete_expired_emails" for e in BEAT_SCHEDULE.values())
+
+
+def test_idempotency_keys_are_pruned_by_a_beat_task(tenant):
+    from sending.models import IdempotencyKey
+    from sending.tasks import prune_idempotency_keys
+
+    old = IdempotencyKey.objects.create(tenant=tenant, key="old", request_hash="x", response={}, status_code=200)
+    IdempotencyKey.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=25))
+    IdempotencyKey.objects.create(tenant=tenant, key="new", request_hash="x", response={}, status_code=200)
+    assert prune_idempotency_keys() == 1
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
