@@ -232,3 +232,17 @@ def test_a_request_body_over_the_request_limit_is_413(site, settings):
     assert r.status_code == 413, r.content[:300]
     assert r.json()["error"]["code"] == "REQUEST_TOO_LARGE"
     assert tenant_state(site) == before
+
+
+@pytest.mark.parametrize("region", [", ", "us-east-1\r\nX: y", "../../etc", "a" * 300])
+def test_a_bad_dns_provider_region_is_a_400_not_a_crash(user, region):
+    from moto import mock_aws
+
+    from tests.conftest import jwt_client
+
+    with mock_aws():
+        r = jwt_client(user).post("/api/v1/user/dns-providers", {
+            "provider": "route53", "access_key": "AKIAIOSFODNN7EXAMPLE", "secret_key": "x" * 40, "region": region,
+        }, format="json")
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["code"]

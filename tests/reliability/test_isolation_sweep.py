@@ -139,6 +139,7 @@ def test_another_principal_never_reaches_a_tenants_objects(worlds):
             sweep.check("attacker JWT", attacker.jwt, method, route, values, (404, None) if params else None)
             sweep.check("attacker credential", attacker.basic, method, route, values, (403, {"FORBIDDEN"}))
 
+    print(f"\nisolation sweep (API): {len(tenant_routes) + len(user_routes)} routes, {sweep.calls} calls")
     assert not sweep.failures, f"{len(sweep.failures)} of {sweep.calls} calls:\n" + "\n".join(sweep.failures)
     assert tenant_state(victim) == before
     assert sweep.calls > 150
@@ -251,6 +252,7 @@ def test_another_user_never_reaches_a_tenants_portal_pages(worlds, client):
                     failures.append(f"{what}: leaks {leaked}")
                 elif response.status_code != 404 and not refused_back_home(response, method, attacker):
                     failures.append(f"{what}: expected 404")
+    print(f"\nisolation sweep (portal): {len(object_routes)} pages, {calls} calls")
     assert not failures, f"{len(failures)} of {calls} calls:\n" + "\n".join(failures)
     assert tenant_state(victim) == before
     assert calls > 50

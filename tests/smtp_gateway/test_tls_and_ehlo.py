@@ -158,5 +158,5 @@ def test_listeners_follow_the_settings(settings):
 
 
 def test_a_role_without_an_implementation_opens_no_port(start_gateway):
-    runner = start_gateway(listeners=(Listener("submission", 0), Listener("inbound", 0)))
+    runner = start_gateway(listeners=(Listener("submission", 0), Listener("no-such-role", 0)))
     assert [bound.listener.role for bound in runner.gateway.bound] == ["submission"]
