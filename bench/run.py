@@ -300,7 +300,7 @@ def _wrk(url, auth, body, *, seconds, connections=32, threads=2):
     return {"rate": rate, "p50_ms": pct(50), "p99_ms": pct(99), "non_2xx": int(non2xx.group(1)) if non2xx else 0, "raw": out}
 
 
-def http_scenarios(seed_data, runs, seconds):
+def http_scenarios(seed_data, runs, seconds, procs=()):
     auth = base64.b64encode(f"{seed_data['username']}:{seed_data['password']}".encode()).decode()
     base = f"http://127.0.0.1:{PORTS['http']}/api/v1/dispatch/tenants/{seed_data['tenant']}"
     one = {"from": f"Bench <app@{SENDER_DOMAIN}>", "to": [f"user-__N__@{RCPT_DOMAIN}"], "subject": "Receipt __N__",
@@ -309,11 +309,17 @@ def http_scenarios(seed_data, runs, seconds):
     bulk = {"messages": [dict(one, to=[f"user-__N__-{i}@{RCPT_DOMAIN}"]) for i in range(100)]}
     send, send_bulk = [], []
     for _ in range(runs):
+        before = cpu_snapshot(procs)
         send.append(_wrk(f"{base}/send", auth, json.dumps(one), seconds=seconds))
+        send[-1]["cpu_ms_per_request"] = cpu_per_message(before, cpu_snapshot(procs), int(send[-1]["rate"] * seconds))
+        log(f"  /send CPU ms per request: {send[-1]['cpu_ms_per_request']}")
         log(f"  /send {send[-1]['rate']:.0f} req/s p50 {send[-1]['p50_ms']} ms p99 {send[-1]['p99_ms']} ms non-2xx {send[-1]['non_2xx']}")
     for _ in range(runs):
+        before = cpu_snapshot(procs)
         result = _wrk(f"{base}/send-bulk", auth, json.dumps(bulk), seconds=seconds, connections=8)
         result["messages_rate"] = result["rate"] * 100
+        result["cpu_ms_per_message"] = cpu_per_message(before, cpu_snapshot(procs), int(result["messages_rate"] * seconds))
+        log(f"  /send-bulk CPU ms per message: {result['cpu_ms_per_message']}")
         send_bulk.append(result)
         log(f"  /send-bulk {result['messages_rate']:.0f} messages/s (p99 {result['p99_ms']} ms) non-2xx {result['non_2xx']}")
     return {
@@ -432,6 +438,7 @@ def main():
     parser.add_argument("--http-seconds", type=int, default=10)
     parser.add_argument("--long", type=int, default=0, help="messages in the long RSS run (e.g. 100000); 0 = skip")
     parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-threads", type=int, default=4)
     parser.add_argument("--worker-concurrency", type=int, default=4)
     parser.add_argument("--gateway-args", default="")
     parser.add_argument("--skip", default="", help="comma list: http,postfix,dispatch,ceiling,parser")
@@ -458,7 +465,7 @@ def main():
     sink.start()
     procs = {
         "web": Proc("web", [str(VENV_BIN / "gunicorn"), "dispatch_site.wsgi", "--bind", f"127.0.0.1:{PORTS['http']}",
-                            "--workers", str(args.web_workers), "--worker-class", "gthread", "--threads", "4",
+                            "--workers", str(args.web_workers), "--worker-class", "gthread", "--threads", str(args.web_threads),
                             "--access-logfile", "-", "--log-level", "warning"], env, WORK / "logs" / "web.log"),
         "smtp": Proc("smtp", [str(VENV_BIN / "python"), "manage.py", "smtp_gateway", *args.gateway_args.split()],
                      env, WORK / "logs" / "smtp.log"),
@@ -502,7 +509,7 @@ def main():
 
         if "http" not in skip:
             log("HTTP API with wrk (32 connections)")
-            results["http"] = http_scenarios(seed_data, args.runs, args.http_seconds)
+            results["http"] = http_scenarios(seed_data, args.runs, args.http_seconds, procs.values())
 
         if args.long:
             log(f"long run: {args.long} messages over SMTP (RSS must stay flat)")

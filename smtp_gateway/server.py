@@ -14,12 +14,14 @@ from django.db import connections
 from .authlimit import AuthFailureLimiter
 from .db import DatabaseExecutor
 from .handlers import SubmissionHandler, SubmissionSMTP
+from .inbound import InboundHandler, InboundSMTP
 from .tls import ensure_certificate, server_context
 
 log = logging.getLogger(__name__)
 
-# role -> (protocol class, handler class). The inbound MX role registers here as "inbound".
-ROLES = {"submission": (SubmissionSMTP, SubmissionHandler)}
+# role -> (protocol class, handler class). "inbound" is the MX for bounce / complaint reports
+# (smtp_gateway/inbound.py), opened on DISPATCH_SMTP_INBOUND_PORT when it is > 0.
+ROLES = {"submission": (SubmissionSMTP, SubmissionHandler), "inbound": (InboundSMTP, InboundHandler)}
 
 
 @dataclass(frozen=True)

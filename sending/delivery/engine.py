@@ -178,8 +178,9 @@ def deliver(recipient_ids):
     return deliver_claimed(lease, recipients)
 
 
-def deliver_claimed(lease, recipients):
-    """Deliver recipients claimed under `lease`. Returns how many."""
+def deliver_claimed(lease, recipients, context=None):
+    """Deliver recipients claimed under `lease`. Returns how many. A `context` (new_context())
+    may be shared by successive calls of one task (signing domains are then looked up once)."""
     from tenants.limits import delivery_allowed
 
     if not recipients:
@@ -189,7 +190,7 @@ def deliver_claimed(lease, recipients):
         # A blocked tenant's mail stays queued (not failed) until the tenant is unblocked.
         give_back(held, lease, seconds=_HELD_TENANT_RECHECK)
     held_ids = {r.id for r in held}
-    context = _Context()
+    context = context or _Context()
     by_domain = {}
     for recipient in recipients:
         if recipient.id not in held_ids:
@@ -200,6 +201,10 @@ def deliver_claimed(lease, recipients):
     finally:
         pool.reap()
     return len(recipients)
+
+
+def new_context():
+    return _Context()
 
 
 class _Context:

@@ -175,9 +175,6 @@ class InboundGateway:
 
 @pytest.fixture
 def inbound_mx(settings):
-    from smtp_gateway.server import ROLES  # TEMPORARY until the role is registered in server.py
-    from smtp_gateway.inbound import InboundHandler, InboundSMTP
-    ROLES.setdefault("inbound", (InboundSMTP, InboundHandler))
     runner = InboundGateway().start()
     yield runner
     runner.stop()

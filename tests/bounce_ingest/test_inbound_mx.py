@@ -3,7 +3,10 @@ mailed to it ending up processed."""
 import base64
 import json
 import os
+import signal
 import smtplib
+import subprocess
+import sys
 
 import pytest
 import redis
@@ -132,13 +135,31 @@ def test_one_report_row_per_accepted_recipient(mx_client, tenant, send):
     assert sorted(r.envelope_to for r in InboundReport.objects.all()) == sorted([return_path(one), return_path(two)])
 
 
-def test_the_gateway_opens_the_inbound_role_on_the_configured_port(settings):
-    from smtp_gateway.inbound import InboundHandler, InboundSMTP
-    from smtp_gateway.server import ROLES, GatewayConfig, Listener
+def test_the_smtp_gateway_command_serves_the_inbound_role_on_its_port(tenant, send):
+    """`manage.py smtp_gateway` as a real process with DISPATCH_SMTP_INBOUND_PORT set."""
+    from tests.smtp_gateway.test_shutdown import BASE_DIR, database_url, free_port, wait_for_port
 
-    settings.DISPATCH_SMTP_INBOUND_PORT = 2526
-    assert Listener("inbound", 2526) in GatewayConfig.from_settings().listeners
-    assert ROLES["inbound"] == (InboundSMTP, InboundHandler)
+    message, [rcpt] = send("eve@dest.example")
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database_url(), DISPATCH_SMTP_BIND="127.0.0.1",
+               DISPATCH_SMTP_STARTTLS_PORTS=str(free_port()), DISPATCH_SMTP_INBOUND_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "manage.py", "smtp_gateway"], cwd=BASE_DIR, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port, proc)
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            client.ehlo("mx.remote.example")
+            assert not client.has_extn("auth")
+            assert client.sendmail("", [return_path(rcpt)], dsn(to=return_path(rcpt), recipient_address=rcpt.email)) == {}
+            assert refusal(client, "victim@example.org")[0] == 550
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    [report] = InboundReport.objects.all()
+    assert report.envelope_to == return_path(rcpt)
 
 
 def test_recipient_rows_are_untouched_by_refused_mail(mx_client, tenant, send):

@@ -56,11 +56,13 @@ class Browser:
         self.find(css).click()
 
     def wait_for(self, condition, timeout=10):
-        from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout, ignored_exceptions=(
-            NoSuchElementException, StaleElementReferenceException)).until(lambda d: condition())
+        # While a page is being replaced, element lookups fail in several ways (no such element,
+        # stale element, node not in the document): keep trying until the timeout.
+        return WebDriverWait(self.driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: condition())
 
     def follow(self, css):
         """Click a link and wait until its page has loaded."""
@@ -77,7 +79,8 @@ class Browser:
         self.wait_for(lambda: self.path().startswith("/portal/tenants"))
 
     def text(self):
-        return self.find("main").text
+        # Read in one script call: an element handle could go stale while the next page loads.
+        return self.driver.execute_script("var m = document.querySelector('main'); return m ? m.innerText : '';")
 
     def path(self):
         return self.driver.current_url[len(self.base_url):]

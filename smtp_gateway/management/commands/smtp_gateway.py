@@ -9,7 +9,8 @@ from smtp_gateway.server import GatewayConfig, run_process, run_supervisor
 
 
 class Command(BaseCommand):
-    help = "Run the SMTP gateway (submission with STARTTLS / implicit TLS and AUTH)."
+    help = ("Run the SMTP gateway (submission with STARTTLS / implicit TLS and AUTH; the inbound MX for "
+            "bounce and complaint reports on DISPATCH_SMTP_INBOUND_PORT when it is > 0).")
 
     def add_arguments(self, parser):
         parser.add_argument(
