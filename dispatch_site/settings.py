@@ -133,7 +133,7 @@ CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000, minimum=1)
 AUTH_USER_MODEL = "tenants.User"
 # Django's password check with brute-force limits (JWT, portal and admin logins). ModelBackend
 # stays listed because portal signup logs users in naming it (sessions must find their backend).
-AUTHENTICATION_BACKENDS = ["dispatch_site.api.throttling.ThrottledModelBackend", "django.contrib.auth.backends.ModelBackend"]
+AUTHENTICATION_BACKENDS = ["dispatch_site.api.throttling.ThrottledModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

@@ -24,7 +24,7 @@ def signup(request):
         user = run_service(request, services.user_register, email=form.cleaned_data["email"],
                            password=form.cleaned_data["password"])
         if user:
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            login(request, user, backend="dispatch_site.api.throttling.ThrottledModelBackend")
             messages.success(request, "Welcome to Dispatch. Create your first tenant.")
             return redirect("portal:tenant_create")
     return render(request, "portal/signup.html", {"form": form})

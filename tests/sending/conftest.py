@@ -7,11 +7,10 @@ from django.utils import timezone
 
 @pytest.fixture(autouse=True)
 def _fast_test_setup(settings, monkeypatch):
-    """User passwords with a fast hasher, and one DKIM key pair for every domain: fixtures are
-    not what these tests measure, and PBKDF2 + RSA key generation dominate their run time."""
+    """One DKIM key pair for every domain: fixtures are not what these tests measure, and RSA
+    key generation would dominate their run time (passwords are fast suite-wide already)."""
     import domains.services
 
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     monkeypatch.setattr(domains.services, "_new_dkim_keypair", _shared_dkim_keypair)
 
 

@@ -2,7 +2,14 @@
 rate limiter per test."""
 import pytest
 
-from tests.sending.conftest import _fast_test_setup, make_verified_domain, message_payload  # noqa: F401
+from tests.sending.conftest import (  # noqa: F401 - fixtures shared with the sending tests
+    _fast_test_setup,
+    bulk_url,
+    make_verified_domain,
+    message_payload,
+    send_url,
+    verified_domain,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -48,21 +55,6 @@ def on_plan(make_plan):
         return tenant
 
     return move
-
-
-@pytest.fixture
-def verified_domain(tenant):
-    return make_verified_domain(tenant, "example.com")
-
-
-@pytest.fixture
-def send_url(tenant):
-    return f"/api/v1/dispatch/tenants/{tenant.id}/send"
-
-
-@pytest.fixture
-def bulk_url(tenant):
-    return f"/api/v1/dispatch/tenants/{tenant.id}/send-bulk"
 
 
 @pytest.fixture

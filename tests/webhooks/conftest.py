@@ -87,12 +87,6 @@ class Receiver:
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are fixtures here, not the subject: skip the deliberately slow production hasher."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _broker_not_marked_down():
     from webhooks import services
 
