@@ -16,10 +16,10 @@ import math
 import time
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from dispatch_site.advisory_redis import AdvisoryRedis
 from dispatch_site.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -60,35 +60,16 @@ class RateState:
         }
 
 
-class _Redis:
-    """One client per URL per process, with a short socket timeout and a back-off after errors."""
-
-    def __init__(self):
-        self._clients = {}
-        self._down_until = 0.0
-
-    def client(self):
-        url = settings.REDIS_URL
-        if not url or time.monotonic() < self._down_until:
-            return None
-        if url not in self._clients:
-            timeout = settings.DISPATCH_RATE_LIMIT_REDIS_TIMEOUT
-            client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
-            self._clients[url] = (client, client.register_script(_HIT))
-        return self._clients[url]
-
-    def failed(self, exc):
-        if time.monotonic() >= self._down_until:
-            log.warning("rate limiter: Redis unavailable (%s); failing open for %.0f s", exc, REDIS_RETRY_AFTER)
-        self._down_until = time.monotonic() + REDIS_RETRY_AFTER
-
-    def reset(self):
-        """Forget clients and back-off (tests, and after settings change)."""
-        self._clients.clear()
-        self._down_until = 0.0
+_redis = AdvisoryRedis("rate limiter", timeout=lambda: settings.DISPATCH_RATE_LIMIT_REDIS_TIMEOUT,
+                       quiet_after_failure=REDIS_RETRY_AFTER)
+_hit_script = None
 
 
-_redis = _Redis()
+def _hit(client, *, keys, args):
+    global _hit_script
+    if _hit_script is None:
+        _hit_script = client.register_script(_HIT)
+    return _hit_script(keys=keys, args=args, client=client)
 
 
 def _window(tenant, now):
@@ -104,12 +85,11 @@ def hit(*, tenant, count: int, now: float | None = None) -> RateState | None:
     (fail open)."""
     limit = tenant.plan.rate_limit_per_minute
     key, reset = _window(tenant, time.time() if now is None else now)
-    found = _redis.client()
-    if found is None:
+    client = _redis.client()
+    if client is None:
         return None
-    client, script = found
     try:
-        admitted, used = script(keys=[key], args=[count, limit, WINDOW_SECONDS * 2], client=client)
+        admitted, used = _hit(client, keys=[key], args=[count, limit, WINDOW_SECONDS * 2])
     except (RedisError, OSError) as exc:
         _redis.failed(exc)
         return None
@@ -130,11 +110,11 @@ def refund(state: RateState | None, count: int) -> None:
     (e.g. by the monthly quota)."""
     if state is None or count <= 0:
         return
-    found = _redis.client()
-    if found is None:
+    client = _redis.client()
+    if client is None:
         return
     try:
-        found[0].decrby(state.key, count)
+        client.decrby(state.key, count)
     except (RedisError, OSError) as exc:
         _redis.failed(exc)
 
@@ -142,11 +122,11 @@ def refund(state: RateState | None, count: int) -> None:
 def peek(*, tenant, now: float | None = None) -> RateState | None:
     """This minute's window without counting anything; None when Redis is unavailable."""
     key, reset = _window(tenant, time.time() if now is None else now)
-    found = _redis.client()
-    if found is None:
+    client = _redis.client()
+    if client is None:
         return None
     try:
-        used = int(found[0].get(key) or 0)
+        used = int(client.get(key) or 0)
     except (RedisError, OSError) as exc:
         _redis.failed(exc)
         return None

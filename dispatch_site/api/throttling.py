@@ -39,6 +39,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.exceptions import PermissionDenied
 from rest_framework.exceptions import AuthenticationFailed
 
+from dispatch_site.advisory_redis import AdvisoryRedis
 from dispatch_site.errors import RateLimited
 
 log = logging.getLogger(__name__)
@@ -50,35 +51,7 @@ KNOWN_SOURCE_REFRESH = 24 * 3600  # a known source's mark is renewed at most onc
 REDIS_RETRY_AFTER = 5.0  # seconds Redis is left alone after a failure
 
 
-class _Redis:
-    def __init__(self):
-        self._clients = {}
-        self._down_until = 0.0
-
-    def client(self):
-        url = settings.REDIS_URL
-        if not url or time.monotonic() < self._down_until:
-            return None
-        if url not in self._clients:
-            import redis
-
-            self._clients[url] = redis.Redis.from_url(
-                url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
-            )
-        return self._clients[url]
-
-    def failed(self, exc):
-        if time.monotonic() >= self._down_until:
-            log.warning("auth throttling: Redis unavailable (%s); not limiting for %.0f s", exc, REDIS_RETRY_AFTER)
-        self._down_until = time.monotonic() + REDIS_RETRY_AFTER
-
-    def reset(self):
-        """Forget clients and back-off (tests)."""
-        self._clients.clear()
-        self._down_until = 0.0
-
-
-_redis = _Redis()
+_redis = AdvisoryRedis("auth throttling", timeout=REDIS_TIMEOUT, quiet_after_failure=REDIS_RETRY_AFTER)
 
 
 def client_ip(request):
