@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import OuterRef, Subquery
 
-from . import compliance, services
-from .models import Credential, Plan, Tenant, User
+from . import compliance, selectors, services
+from .models import Credential, Plan, Tenant, UsageCounter, User
 
 
 @admin.register(User)
@@ -42,12 +43,32 @@ class ComplianceFlaggedFilter(admin.SimpleListFilter):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "plan", "status", "overage_enabled", "compliance_reason", "created_at"]
+    list_display = ["name", "owner", "plan", "status", "used_this_month", "overage_enabled", "compliance_reason",
+                    "created_at"]
     list_filter = ["status", "plan", ComplianceFlaggedFilter]
+    list_select_related = ["owner", "plan"]
     search_fields = ["name", "owner__email", "id"]
-    readonly_fields = ["status", "status_reason", "compliance_flagged_at", "compliance_reason", "compliance_reviewed_at",
-                       "created_at", "updated_at"]
+    readonly_fields = ["status", "status_reason", "usage_this_month", "compliance_flagged_at", "compliance_reason",
+                       "compliance_reviewed_at", "created_at", "updated_at"]
     actions = ["suspend", "block", "reactivate", "compliance_reviewed"]
+
+    def get_queryset(self, request):
+        this_month = UsageCounter.objects.filter(tenant=OuterRef("pk"), period=selectors.period_start())
+        return super().get_queryset(request).annotate(sent_this_month=Subquery(this_month.values("emails_sent")[:1]))
+
+    @admin.display(description="used this month", ordering="sent_this_month")
+    def used_this_month(self, tenant):
+        sent, quota = tenant.sent_this_month or 0, tenant.plan.monthly_quota
+        return f"{sent:,} / {quota:,} ({100 * sent / quota:.1f}%)" if quota else f"{sent:,}"
+
+    @admin.display(description="usage this month")
+    def usage_this_month(self, tenant):
+        usage = selectors.usage_summary(tenant)
+        rates, breakdown = usage["rates"], usage["breakdown"]
+        return (f"{usage['emails_sent']:,} of {usage['monthly_quota']:,} sent ({usage['stats']['quota_used_pct']}%), "
+                f"overage {usage['stats']['overage']:,}; delivered {breakdown['delivered']:,} "
+                f"({rates['delivery_rate_pct']}%), hard bounces {rates['hard_bounce_rate_pct']}%, "
+                f"soft bounces {rates['soft_bounce_rate_pct']}%, complaints {rates['complaint_rate_pct']}%")
 
     def _set_status(self, request, queryset, status):
         for tenant in queryset:

@@ -1,11 +1,9 @@
 """Portal fixtures: logged-in browsers (Django test clients) and a little data to look at."""
-import functools
-
 import pytest
 from django.test import Client
-from django.utils import timezone
 
-from domains.services import _new_dkim_keypair as _real_dkim_keypair
+from tests.sending.conftest import _shared_dkim_keypair
+from tests.sending.conftest import make_verified_domain as _verified_domain
 
 
 @pytest.fixture(autouse=True)
@@ -16,11 +14,6 @@ def _one_dkim_keypair(monkeypatch):
     monkeypatch.setattr(domains.services, "_new_dkim_keypair", _shared_dkim_keypair)
 
 
-@functools.lru_cache(maxsize=1)
-def _shared_dkim_keypair():
-    return _real_dkim_keypair()
-
-
 def logged_in(user, *, csrf=False):
     client = Client(enforce_csrf_checks=csrf)
     client.force_login(user)
@@ -29,13 +22,8 @@ def logged_in(user, *, csrf=False):
 
 @pytest.fixture
 def browser(user):
-    """The tenant owner's logged-in client (CSRF not enforced; see csrf_browser)."""
+    """The tenant owner's logged-in client (CSRF is checked in test_access.py)."""
     return logged_in(user)
-
-
-@pytest.fixture
-def csrf_browser(user):
-    return logged_in(user, csrf=True)
 
 
 @pytest.fixture
@@ -50,13 +38,7 @@ def other_page(other_tenant):
 
 
 def make_verified_domain(tenant, name="example.com"):
-    from domains.models import Domain
-    from domains.services import domain_create
-
-    domain = domain_create(tenant=tenant, name=name)
-    Domain.objects.filter(pk=domain.pk).update(status=Domain.Status.VERIFIED, verified_at=timezone.now())
-    domain.refresh_from_db()
-    return domain
+    return _verified_domain(tenant, name)
 
 
 @pytest.fixture

@@ -5,18 +5,11 @@ import pytest
 from domains.models import DnsProvider, Domain
 from domains.provider_services import dns_provider_connect
 from domains.services import domain_create
-from tests.dnsprov.fakes import FakeCloudflare
+from tests.dnsprov.conftest import cloudflare_api  # noqa: F401  (the fixture: Cloudflare faked at its transport)
 
 from .conftest import logged_in
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def cloudflare_api(monkeypatch):
-    fake = FakeCloudflare()
-    monkeypatch.setattr("domains.providers.cloudflare.make_http_client", fake.http_client)
-    return fake
 
 
 @pytest.fixture

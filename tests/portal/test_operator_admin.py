@@ -99,3 +99,27 @@ def test_suppressions_added_in_the_admin_go_through_the_service(staff, tenant):
     assert suppression.email == "someone@example.org"
     r = staff.post("/admin/sending/suppression/add/", {"tenant": tenant.pk, "email": "not an address", "source": "manual"})
     assert r.status_code == 200 and b"not a valid email address" in r.content and Suppression.objects.count() == 1
+
+
+def test_tenants_show_this_months_usage_at_a_glance(staff, tenant, make_tenant, django_assert_max_num_queries):
+    from tenants.models import UsageCounter
+    from tenants.selectors import period_start
+
+    UsageCounter.objects.create(tenant=tenant, period=period_start(), emails_sent=1500, delivered=1200, hard_bounce=30)
+    for _ in range(5):
+        make_tenant()
+    quota = tenant.plan.monthly_quota
+    with django_assert_max_num_queries(12):  # not one query per tenant
+        html = staff.get("/admin/tenants/tenant/").content.decode()
+    assert f"1,500 / {quota:,} ({100 * 1500 / quota:.1f}%)" in html and f"0 / {quota:,}" in html
+    html = staff.get(f"/admin/tenants/tenant/{tenant.pk}/change/").content.decode()
+    assert "1,500 of" in html and "delivered 1,200 (80.0%)" in html and "hard bounces 2.0%" in html
+
+
+def test_suspend_and_reactivate_actions_go_through_the_service(staff, tenant):
+    staff.post("/admin/tenants/tenant/", {"action": "suspend", "_selected_action": [str(tenant.pk)]})
+    tenant.refresh_from_db()
+    assert tenant.status == "suspended" and "operator operator@example.org" in tenant.status_reason
+    staff.post("/admin/tenants/tenant/", {"action": "reactivate", "_selected_action": [str(tenant.pk)]})
+    tenant.refresh_from_db()
+    assert tenant.status == "active"
