@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from dispatch_site.api import schema as _openapi_security  # noqa: F401  (registers the auth schemes)
+
 from sending.unsubscribe_views import one_click_unsubscribe
 
 handler400 = "dispatch_site.api.exceptions.json_400"
