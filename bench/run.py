@@ -136,12 +136,21 @@ def cpu_snapshot(procs):
                 backends.append(int(cmdline.parent.name))
         except OSError:
             continue
-    out["postgres"] = _cpu_seconds(backends)
+    out["postgres"] = {pid: _cpu_seconds([pid]) for pid in backends}  # per backend: some exit meanwhile
     return out
 
 
 def cpu_per_message(before, after, messages):
-    return {name: round(1000 * (after[name] - before.get(name, 0)) / messages, 2) for name in after if messages}
+    if not messages:
+        return {}
+    out = {}
+    for name, value in after.items():
+        if isinstance(value, dict):  # backends that exited in between are not counted (slight undercount)
+            used = sum(cpu - before.get(name, {}).get(pid, 0) for pid, cpu in value.items())
+        else:
+            used = value - before.get(name, 0)
+        out[name] = round(1000 * used / messages, 2)
+    return out
 
 
 class RssSampler(threading.Thread):
