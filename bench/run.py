@@ -451,6 +451,8 @@ def main():
     parser.add_argument("--worker-concurrency", type=int, default=4)
     parser.add_argument("--gateway-args", default="")
     parser.add_argument("--skip", default="", help="comma list: http,postfix,dispatch,ceiling,parser")
+    parser.add_argument("--record-as", default="latest", choices=("latest", "long"),
+                        help="which results file and README block this run replaces (a --long run alone: long)")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
@@ -559,15 +561,17 @@ def main():
     print("\n" + report + "\n")
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(exist_ok=True)
-    (out_dir / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    name = args.record_as
+    (out_dir / f"{name}.json").write_text(json.dumps(results, indent=2, default=str))
     readme = ROOT / "bench" / "README.md"
     if readme.exists():
         text = readme.read_text()
-        block = (f"<!-- latest -->\nLatest run: {results['date']} on {results['machine']['cpus']} CPUs, "
-                 f"{results['machine']['platform']}, Postfix {results['machine']['postfix']}.\n\n{report}\n<!-- /latest -->")
-        text = re.sub(r"<!-- latest -->.*<!-- /latest -->", lambda _: block, text, flags=re.S)
+        block = (f"<!-- {name} -->\nRun of {results['date']} on {results['machine']['cpus']} CPUs, "
+                 f"{results['machine']['platform']}, Postfix {results['machine']['postfix']}.\n\n{report}\n<!-- /{name} -->")
+        pattern = rf"<!-- {name} -->.*<!-- /{name} -->"
+        text = re.sub(pattern, lambda _: block, text, flags=re.S) if re.search(pattern, text, flags=re.S) else text + "\n" + block + "\n"
         readme.write_text(text)
-    log(f"results in {out_dir / 'latest.json'}; logs in {WORK / 'logs'}")
+    log(f"results in {out_dir / f'{name}.json'}; logs in {WORK / 'logs'}")
 
 
 if __name__ == "__main__":
