@@ -3,7 +3,6 @@ on a free port, so the shared Redis is never touched)."""
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -11,27 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.utils import timezone
 
 from sending.models import Recipient
 from tests.delivery.conftest import make_message, make_signing_domain
+from tests.support.processes import database_url, free_port, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.faults]
 
 ROOT = Path(__file__).resolve().parents[2]
 S = Recipient.Status
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url():
-    db = django_settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def start_worker(tmp_path, *, redis_url, dns_port, smtp_port, beat=False, **extra):
@@ -62,15 +50,6 @@ def kill(process):
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def statuses(ids):

@@ -12,14 +12,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for_port(port, process, timeout=90):

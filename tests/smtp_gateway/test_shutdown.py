@@ -10,27 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 
 from sending.models import Message
 
 from .conftest import RawSession
 from .test_submission import simple_message
+from tests.support.processes import database_url, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def database_url():
-    db = django_settings.DATABASES["default"]
-    return f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def wait_for_port(port, proc, timeout=30):
