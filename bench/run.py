@@ -408,6 +408,8 @@ def table(results):
     bp = r.get("bounce_parser") or {}
     if "messages_per_s" in bp:
         rows.append(("Bounce parser msg/s (corpus)", f"{bp['messages_per_s']:.0f}", "", "", ""))
+    # Scenarios this run skipped say nothing: leave them out.
+    rows = [row for row in rows if not all(str(cell) in ("n/a", "None", "n/a / n/a", "", "—") for cell in row[1:3])]
     widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
     lines = ["| " + " | ".join(str(c).ljust(widths[i]) for i, c in enumerate(row)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
