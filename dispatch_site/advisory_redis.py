@@ -26,9 +26,13 @@ class AdvisoryRedis:
             return None
         if url not in self._clients:
             import redis
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
 
             timeout = self.timeout() if callable(self.timeout) else self.timeout
-            self._clients[url] = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+            # One quick try per call: the work is advisory and must never stall a request.
+            self._clients[url] = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                                      retry=Retry(NoBackoff(), 0))
         return self._clients[url]
 
     def failed(self, exc):

@@ -6,13 +6,12 @@
 
 Redis trouble never stops delivery: every function fails open (no cap, no back-off).
 """
-import logging
 import time
 import uuid
 
 from django.conf import settings
 
-log = logging.getLogger(__name__)
+from dispatch_site.advisory_redis import AdvisoryRedis
 
 SLOT_TTL = 120  # seconds; refreshed on every transaction while a connection is in use
 _PREFIX = "dispatch:delivery"
@@ -27,29 +26,8 @@ end
 return 0
 """
 
-_client = None
-_QUIET_AFTER_FAILURE = 5.0  # seconds Redis is not asked again after a failure
-_down_until = 0.0
-
-
-def _redis():
-    global _client
-    if not settings.REDIS_URL or time.monotonic() < _down_until:
-        return None
-    if _client is None:
-        import redis
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        # One quick try: politeness is advisory and must never stall delivery.
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
-    return _client
-
-
-def _failed(exc, what):
-    global _down_until
-    _down_until = time.monotonic() + _QUIET_AFTER_FAILURE
-    log.warning("Redis unavailable for %s (%s): delivering without per-host limits for now", what, exc)
+# Delivering without per-host limits beats not delivering: every caller fails open.
+_redis = AdvisoryRedis("delivery politeness (per-host connection cap and back-off)", timeout=0.5)
 
 
 def _slot_key(host):
@@ -64,7 +42,7 @@ def acquire_slot(host):
     """A token for one connection to `host`, or None when the cap is reached.
     Fails open: with Redis unreachable every connection gets a (dummy) token."""
     token = uuid.uuid4().hex
-    client = _redis()
+    client = _redis.client()
     if client is None:
         return token
     now = time.time()
@@ -73,49 +51,49 @@ def acquire_slot(host):
             _ACQUIRE, 1, _slot_key(host), now, now + SLOT_TTL, settings.DISPATCH_OUTBOUND_MAX_CONNECTIONS_PER_HOST, token, SLOT_TTL * 2
         )
     except Exception as exc:  # noqa: BLE001 - any Redis failure: fail open
-        _failed(exc, "the connection cap")
+        _redis.failed(exc)
         return token
     return token if granted else None
 
 
 def refresh_slot(host, token):
-    client = _redis()
+    client = _redis.client()
     if client is None:
         return
     try:
         client.zadd(_slot_key(host), {token: time.time() + SLOT_TTL}, xx=True)
     except Exception as exc:  # noqa: BLE001
-        _failed(exc, "the connection cap")
+        _redis.failed(exc)
 
 
 def release_slot(host, token):
-    client = _redis()
+    client = _redis.client()
     if client is None:
         return
     try:
         client.zrem(_slot_key(host), token)
     except Exception as exc:  # noqa: BLE001
-        _failed(exc, "the connection cap")
+        _redis.failed(exc)
 
 
 def back_off(host, seconds=None):
-    client = _redis()
+    client = _redis.client()
     if client is None:
         return
     try:
         client.set(_backoff_key(host), "1", ex=int(seconds or settings.DISPATCH_OUTBOUND_HOST_BACKOFF))
     except Exception as exc:  # noqa: BLE001
-        _failed(exc, "host back-off")
+        _redis.failed(exc)
 
 
 def backing_off(host):
     """Seconds left in `host`'s back-off (0 when it may be contacted)."""
-    client = _redis()
+    client = _redis.client()
     if client is None:
         return 0
     try:
         remaining = client.ttl(_backoff_key(host))
     except Exception as exc:  # noqa: BLE001
-        _failed(exc, "host back-off")
+        _redis.failed(exc)
         return 0
     return max(0, remaining or 0)

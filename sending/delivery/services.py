@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from dispatch_site.advisory_redis import AdvisoryRedis
 from sending.models import Recipient
 
 from . import engine, recording
@@ -36,32 +37,29 @@ def deliver_recipients(*, recipient_ids):
 # get their turn. Without Redis every submission publishes (as before); the sweeper stays the
 # safety net for anything lost.
 KICK_KEY = "dispatch:delivery:kick"
+_kick_redis = AdvisoryRedis("delivery kick", timeout=0.5)
 
 
 def kick_needed():
     """True if the caller should publish a delivery task (no outstanding kick, or Redis down)."""
-    from . import politeness
-
-    client = politeness._redis()
+    client = _kick_redis.client()
     if client is None:
         return True
     try:
         return bool(client.set(KICK_KEY, "1", nx=True, px=settings.DISPATCH_DELIVERY_KICK_INTERVAL_MS))
     except Exception as exc:  # noqa: BLE001 - Redis trouble: publish, as without coalescing
-        politeness._failed(exc, "delivery kick")
+        _kick_redis.failed(exc)
         return True
 
 
 def _kick_clear():
-    from . import politeness
-
-    client = politeness._redis()
+    client = _kick_redis.client()
     if client is None:
         return
     try:
         client.delete(KICK_KEY)
     except Exception as exc:  # noqa: BLE001 - the key expires by itself
-        politeness._failed(exc, "delivery kick")
+        _kick_redis.failed(exc)
 
 
 def drain(*, seconds=None):

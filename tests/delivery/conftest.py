@@ -47,7 +47,7 @@ def _clear_politeness():
 
     from sending.delivery import politeness
 
-    politeness._down_until = 0.0
+    politeness._redis.reset()
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
     for key in client.scan_iter("dispatch:delivery:*"):
         client.delete(key)

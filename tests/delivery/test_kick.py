@@ -5,7 +5,7 @@ import os
 import pytest
 import redis
 
-from sending.delivery import politeness, services
+from sending.delivery import services
 from sending.models import Recipient
 from sending.services import enqueue_delivery
 from tests.delivery.test_queue import broker, published  # noqa: F401 - fixture
@@ -34,7 +34,7 @@ def test_one_task_is_published_while_a_kick_is_outstanding(broker, kick_key, que
 
 @pytest.mark.django_db
 def test_without_redis_every_submission_publishes(broker, queue_message, monkeypatch):  # noqa: F811
-    monkeypatch.setattr(politeness, "_redis", lambda: None)
+    monkeypatch.setattr(services._kick_redis, "client", lambda: None)
     _, [first] = queue_message("a@dest.test")
     _, [second] = queue_message("b@dest.test")
     enqueue_delivery([first.id])
