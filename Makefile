@@ -36,7 +36,8 @@ test: venv services
 test-faults: venv services
 	$(VENV)/bin/pytest -m faults $(PYTEST_ARGS)
 
-bench: venv services
+bench: venv
+	@scripts/ensure-services.sh --bench
 	$(PY) bench/run.py
 
 clean:

@@ -43,4 +43,18 @@ command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+
+# `make bench` also needs Postfix (smtpd, smtp-sink), Cyrus SASL (saslpasswd2 + the sasldb and
+# PLAIN/LOGIN mechanisms) and wrk. Postfix is installed unconfigured ("No configuration"): the bench
+# runs its own private instance and leaves the machine's default one alone.
+if [ "${1:-}" = "--bench" ]; then
+  bench_missing=()
+  command -v smtp-sink >/dev/null || bench_missing+=(postfix)
+  command -v saslpasswd2 >/dev/null || bench_missing+=(sasl2-bin libsasl2-modules)
+  command -v wrk >/dev/null || bench_missing+=(wrk)
+  if [ ${#bench_missing[@]} -gt 0 ]; then
+    echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+    apt_install "${bench_missing[@]}"
+  fi
+fi
 echo "services ready: postgresql 127.0.0.1:5432, redis 127.0.0.1:6379"

@@ -9,6 +9,18 @@ from rest_framework_simplejwt.tokens import RefreshToken
 _counter = itertools.count()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _development_tls_certificate():
+    """The gateway's development certificate exists before any test builds a client context
+    that trusts it (a gateway started later would otherwise make it only then)."""
+    from django.conf import settings as django_settings
+
+    from smtp_gateway.tls import ensure_certificate
+
+    ensure_certificate(django_settings.DISPATCH_SMTP_TLS_CERT, django_settings.DISPATCH_SMTP_TLS_KEY,
+                       hostname=django_settings.DISPATCH_HOSTNAME)
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """Tests create many users; a million PBKDF2 rounds each would dominate the run.
