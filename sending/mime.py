@@ -5,6 +5,7 @@ Stored at submission ("prepared"): the complete message without per-recipient he
 without a DKIM signature. At delivery `finalize_for_recipient` adds List-Unsubscribe (RFC 8058
 one-click, a token per recipient) and signs the copy with the from-domain's key.
 """
+import binascii
 import logging
 import re
 import uuid
@@ -162,6 +163,29 @@ def _text_part(body: str, subtype: str) -> MIMEText:
     return part
 
 
+def _text_entity(body: str, subtype: str) -> bytes:
+    """The same text entity as `_text_part`, written directly (headers, blank line, body, CRLF
+    line endings): the email generator costs more than the rest of a send. 7bit us-ascii when
+    every line fits, else quoted-printable UTF-8 (binascii's encoder: lines of at most 76,
+    trailing white space encoded)."""
+    body = body.replace("\r\n", "\n").replace("\r", "\n")
+    if body.isascii() and all(len(line) <= 998 for line in body.split("\n")):
+        head = f'Content-Type: text/{subtype}; charset="us-ascii"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
+        return head.encode("ascii") + body.replace("\n", "\r\n").encode("ascii")
+    encoded = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n'
+    return head.encode("ascii") + encoded.replace(b"\n", b"\r\n")
+
+
+def _multipart_entity(subtype: str, parts: list[bytes]) -> bytes:
+    boundary = f"=_{uuid.uuid4().hex}".encode("ascii")  # random: cannot occur in the parts by chance
+    out = [b'Content-Type: multipart/' + subtype.encode("ascii") + b'; boundary="' + boundary + b'"\r\n\r\n']
+    for part in parts:
+        out.append(b"--" + boundary + b"\r\n" + part + b"\r\n")
+    out.append(b"--" + boundary + b"--\r\n")
+    return b"".join(out)
+
+
 def _attachment_part(attachment: Attachment, disposition: str) -> MIMEBase:
     maintype, _, subtype = attachment.content_type.partition("/")
     part = MIMEBase(maintype, subtype)
@@ -192,8 +216,34 @@ def build_message(
     multipart/related when there are inline parts, everything in multipart/mixed when there
     are attachments. Callers have validated every input.
 
-    Built with the `email.mime` classes and the compat32 policy: about three times faster
-    than EmailMessage's header registry, which matters at thousands of messages a second."""
+    Headers and the text/html entities are written directly (the email generator was the
+    largest cost of a /send-bulk); with attachments the body is built with the `email.mime`
+    classes and the compat32 policy."""
+    if attachments:
+        body = _body_with_attachments(html=html, text=text, attachments=attachments)
+    else:
+        # The common case (text and/or html, no attachments) is written directly.
+        parts = [_text_entity(text, "plain")] if text is not None else []
+        parts += [_text_entity(html, "html")] if html is not None else []
+        body = _multipart_entity("alternative", parts) if len(parts) == 2 else parts[0] if parts else _text_entity("", "plain")
+
+    head = [
+        header_line("From", _mailboxes([sender])),
+        header_line("To", _mailboxes(to)) if to else b"",
+        header_line("Cc", _mailboxes(cc)) if cc else b"",
+        header_line("Reply-To", _mailboxes(reply_to)) if reply_to else b"",
+        header_line("Subject", subject),
+        header_line("Date", format_datetime(date or timezone.now())),
+        header_line("Message-ID", f"<{message_id}>"),
+        b"MIME-Version: 1.0\r\n",
+    ]
+    head += [header_line(name, value) for name, value in headers]
+    return b"".join(head) + body
+
+
+def _body_with_attachments(*, html, text, attachments) -> bytes:
+    """The MIME body (its Content-* headers, blank line, content) when there are attachments,
+    through the `email.mime` classes."""
     inline = [a for a in attachments if a.inline and html is not None]
     attached = [a for a in attachments if not (a.inline and html is not None)]
 
@@ -209,19 +259,7 @@ def build_message(
         body = _multipart(
             "mixed", [body] + [_attachment_part(a, "inline" if a.inline else "attachment") for a in attached]
         )
-
-    head = [
-        header_line("From", _mailboxes([sender])),
-        header_line("To", _mailboxes(to)) if to else b"",
-        header_line("Cc", _mailboxes(cc)) if cc else b"",
-        header_line("Reply-To", _mailboxes(reply_to)) if reply_to else b"",
-        header_line("Subject", subject),
-        header_line("Date", format_datetime(date or timezone.now())),
-        header_line("Message-ID", f"<{message_id}>"),
-        b"MIME-Version: 1.0\r\n",
-    ]
-    head += [header_line(name, value) for name, value in headers]
-    return b"".join(head) + body.as_bytes(policy=POLICY)
+    return body.as_bytes(policy=POLICY)
 
 
 def split_head(raw: bytes) -> tuple[list[bytes], bytes]:

@@ -24,6 +24,7 @@ from django.db.models import Count, Max
 from django.utils import timezone
 
 from dispatch_site import crypto
+from dispatch_site.bulk_insert import insert_many
 from dispatch_site.errors import (
     Conflict,
     DispatchError,
@@ -664,8 +665,8 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
 
 def _insert(tenant, rows):
     """INSERT messages and recipients, and record their submission events."""
-    Message.objects.bulk_create([m for m, _, _ in rows])
-    Recipient.objects.bulk_create([r for _, rs, _ in rows for r in rs])
+    insert_many([m for m, _, _ in rows])
+    insert_many([r for _, rs, _ in rows for r in rs])
     events.emit_many(
         [
             ("sent" if r.status == Recipient.Status.QUEUED else "suppressed", r, message)

@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from dispatch_site import crypto
+from dispatch_site.bulk_insert import insert_many
 from dispatch_site.errors import Conflict, ValidationFailed
 
 from . import http_client, selectors, signing
@@ -135,13 +136,13 @@ def event_record_many(*, tenant, items):
         return []
     now = timezone.now()
     stamp = rfc3339(now)
-    records = Event.objects.bulk_create(
+    records = insert_many(
         Event(tenant=tenant, type=event, created_at=now,
               payload={"event": event, "timestamp": stamp, "tenant_id": str(tenant.pk), **payload})
         for event, payload in items
     )
     endpoints = list(Endpoint.objects.for_tenant(tenant).filter(enabled=True).only("id", "events"))
-    deliveries = Delivery.objects.bulk_create(
+    deliveries = insert_many(
         Delivery(tenant_id=tenant.pk, event=record, endpoint_id=endpoint.pk, webhook_id=record.webhook_id,
                  next_attempt_at=now, enqueued_at=now, created_at=now)
         for record in records

@@ -24,6 +24,7 @@ from django.db import connection as db, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from dispatch_site.bulk_insert import insert_many
 from sending.models import DeliveryAttempt, Message, Recipient
 
 log = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def apply_effects(effects):
     inside a transaction)."""
     if not effects:
         return
-    DeliveryAttempt.objects.bulk_create(
+    insert_many(
         DeliveryAttempt(
             tenant_id=e.recipient.tenant_id,
             recipient_id=e.recipient.id,

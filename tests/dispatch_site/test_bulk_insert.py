@@ -1,0 +1,94 @@
+"""insert_many (COPY for large batches) stores exactly what bulk_create would, sets primary
+keys like RETURNING, and takes part in the caller's transaction."""
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from dispatch_site.bulk_insert import insert_many
+from sending.models import Message, Recipient
+from webhooks.models import Event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_message(tenant, n, **extra):
+    now = timezone.now()
+    values = dict(
+        id=uuid.uuid4(), tenant=tenant, message_id=f"m{n}-{uuid.uuid4().hex}@example.com", source="api",
+        from_address="app@example.com", from_header='"Åsa, \\"the\\" sender" <app@example.com>',
+        subject=f"Tab\there, quote ' \" backslash \\ newline\nand emoji ✉ {n}", to_addresses=[f"a{n}@example.org", "b,c@example.org"],
+        cc_addresses=[], tags=["receipt", "é"], metadata={"order": n, "nested": {"k": [1, None, "x\\y"]}},
+        body=bytes(range(256)) * 3 + b"\\.\n\r\x00", body_size_bytes=771, queued_at=now, expires_at=now + timedelta(days=1),
+    )
+    values.update(extra)
+    return Message(**values)
+
+
+def stored(model, pks, fields):
+    return {row["pk"]: row for row in model.objects.filter(pk__in=pks).values("pk", *fields)}
+
+
+def test_copy_stores_what_bulk_create_stores(tenant):
+    fields = ["message_id", "from_header", "subject", "to_addresses", "cc_addresses", "tags", "metadata", "body",
+              "queued_at", "expires_at", "template_ref", "credential_id", "status"]
+    by_copy = insert_many([make_message(tenant, n) for n in range(20)], min_rows=1)
+    by_insert = Message.objects.bulk_create([make_message(tenant, n) for n in range(20)])
+    copied = stored(Message, [m.pk for m in by_copy], fields)
+    inserted = stored(Message, [m.pk for m in by_insert], fields)
+    assert len(copied) == len(inserted) == 20
+    for a, b in zip(by_copy, by_insert):
+        row_a, row_b = copied[a.pk], inserted[b.pk]
+        row_a.pop("message_id"), row_b.pop("message_id"), row_a.pop("pk"), row_b.pop("pk")
+        row_a["queued_at"] = row_b["queued_at"] = row_a["expires_at"] = row_b["expires_at"] = None
+        assert row_a == row_b
+    original = by_copy[3]
+    assert bytes(copied[original.pk]["body"]) == original.body
+    assert copied[original.pk]["subject"] == original.subject
+
+
+def test_auto_primary_keys_are_set_in_order_like_returning(tenant):
+    message = insert_many([make_message(tenant, 0)])[0]
+    recipients = insert_many(
+        [Recipient(tenant=tenant, message=message, email=f"r{n}@example.org", domain="example.org") for n in range(30)],
+        min_rows=1)
+    pks = [r.pk for r in recipients]
+    assert all(pks) and pks == sorted(pks) and len(set(pks)) == 30
+    assert dict(Recipient.objects.filter(pk__in=pks).values_list("pk", "email")) == {r.pk: r.email for r in recipients}
+    # The sequence moved past them: the next ordinary INSERT does not collide.
+    later = Recipient.objects.create(tenant=tenant, message=message, email="later@example.org", domain="example.org")
+    assert later.pk > max(pks)
+
+
+def test_rows_belong_to_the_callers_transaction(tenant):
+    with pytest.raises(RuntimeError):
+        with transaction.atomic():
+            insert_many([Event(tenant=tenant, type="sent", payload={"n": n}) for n in range(25)], min_rows=1)
+            assert Event.objects.filter(tenant=tenant).count() == 25
+            raise RuntimeError("roll back")
+    assert Event.objects.filter(tenant=tenant).count() == 0
+
+
+def test_a_bad_row_fails_the_whole_batch(tenant):
+    duplicate = make_message(tenant, 1)
+    rows = [make_message(tenant, n) for n in range(10)] + [make_message(tenant, 99, message_id=duplicate.message_id)]
+    Message.objects.bulk_create([duplicate])
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            insert_many(rows, min_rows=1)
+    assert Message.objects.filter(tenant=tenant).count() == 1
+
+
+def test_small_batches_use_a_plain_insert(tenant):
+    from django.test.utils import CaptureQueriesContext
+
+    assert connection.vendor == "postgresql"
+    with CaptureQueriesContext(connection) as queries:
+        insert_many([make_message(tenant, n) for n in range(3)])
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1 and inserts[0].startswith("INSERT INTO \"sending_message\"")
+    assert Message.objects.filter(tenant=tenant).count() == 3
