@@ -160,6 +160,10 @@ class RateLimitHeaders:
     """For the send views: RateLimit-Limit / -Remaining / -Reset on every response of a
     resolved tenant, success or error (tenants/ratelimit.py)."""
 
+    def dispatch(self, request, *args, **kwargs):
+        ratelimit.forget_last_state()  # whatever an earlier request on this thread left behind
+        return super().dispatch(request, *args, **kwargs)
+
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         if getattr(self, "tenant", None) is not None:

@@ -14,6 +14,7 @@ Redis costs one short timeout, not one per message.
 import logging
 import math
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -60,6 +61,12 @@ class RateState:
         }
 
 
+# The window state the last `hit` of this request saw: the send views' RateLimit-* headers use
+# it instead of reading the window again (one Redis round trip less per request). Cleared by
+# `refund` (the count changed) and by `response_headers` (one request's state never reaches the
+# next request served by the same thread).
+_last_state: ContextVar = ContextVar("dispatch_rate_state", default=None)
+
 _redis = AdvisoryRedis("rate limiter", timeout=lambda: settings.DISPATCH_RATE_LIMIT_REDIS_TIMEOUT,
                        quiet_after_failure=REDIS_RETRY_AFTER)
 _hit_script = None
@@ -94,6 +101,7 @@ def hit(*, tenant, count: int, now: float | None = None) -> RateState | None:
         _redis.failed(exc)
         return None
     state = RateState(limit=limit, used=int(used), reset=reset, key=key)
+    _last_state.set(state)
     if not admitted:
         if count > limit:
             message = f"This message has {count} recipients; your plan accepts {limit} per minute."
@@ -110,6 +118,7 @@ def refund(state: RateState | None, count: int) -> None:
     (e.g. by the monthly quota)."""
     if state is None or count <= 0:
         return
+    _last_state.set(None)
     client = _redis.client()
     if client is None:
         return
@@ -133,7 +142,15 @@ def peek(*, tenant, now: float | None = None) -> RateState | None:
     return RateState(limit=tenant.plan.rate_limit_per_minute, used=used, reset=reset, key=key)
 
 
+def forget_last_state() -> None:
+    _last_state.set(None)
+
+
 def response_headers(*, tenant) -> dict:
-    """RateLimit-Limit / -Remaining / -Reset for a send response; empty when Redis is unavailable."""
-    state = peek(tenant=tenant)
+    """RateLimit-Limit / -Remaining / -Reset for a send response; empty when Redis is unavailable.
+    Uses the state this request's last `hit` saw when it is of this tenant's current window."""
+    state = _last_state.get()
+    _last_state.set(None)
+    if state is None or state.key != _window(tenant, time.time())[0]:
+        state = peek(tenant=tenant)
     return state.headers() if state else {}

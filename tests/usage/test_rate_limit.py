@@ -151,3 +151,25 @@ def test_with_redis_unreachable_sends_go_through_and_the_quota_still_holds(redis
     assert response.status_code == 200
     assert "RateLimit-Limit" not in response
     assert api.post(send_url, message_payload(), format="json").json()["error"]["code"] == "QUOTA_EXCEEDED"
+
+
+def test_a_send_reads_the_rate_window_once(api, tenant, verified_domain, send_url, on_plan, monkeypatch):
+    """The headers come from the state the limiter saw when it counted the message, not from
+    a second read of the window (one Redis round trip per send)."""
+    on_plan(tenant, rate=5)
+
+    def no_second_read(**kwargs):
+        raise AssertionError("the window was read again for the headers")
+
+    monkeypatch.setattr(ratelimit, "peek", no_second_read)
+    response = api.post(send_url, message_payload(to=["a@example.org", "b@example.org"]), format="json")
+    assert response.status_code == 200 and response["RateLimit-Remaining"] == "3"
+
+
+def test_headers_of_a_request_that_counted_nothing_show_the_current_window(api, tenant, verified_domain, send_url, on_plan):
+    on_plan(tenant, rate=9)
+    assert api.post(send_url, message_payload(to=["a@example.org"]), format="json")["RateLimit-Remaining"] == "8"
+    state = limits.admit(tenant=tenant, count=3)  # this thread counts 3 (its last state: 4 used)...
+    ratelimit._redis.client().incrby(state.key, 2)  # ...and another process 2 more meanwhile
+    response = api.post(send_url, {"from": "sender@example.com"}, format="json")
+    assert response.status_code == 400 and response["RateLimit-Remaining"] == "3"
