@@ -283,16 +283,20 @@ def _recipient_in(message, result, *, single):
 
 
 def _quoted_recipients(raw, tenant_ids):
-    """Recipient rows named by a signed List-Unsubscribe token or VERP return path quoted in the
-    returned copy (e.g. the Return-Path header inside an ARF report), within `tenant_ids`."""
-    from ..unsubscribe import read_token
+    """Recipient rows named by a List-Unsubscribe token (encrypted, or of the old signed-id form) or
+    VERP return path quoted in the returned copy (e.g. the Return-Path header inside an ARF
+    report), within `tenant_ids`."""
+    from ..unsubscribe import MAX_TOKEN_CHARS, read_token
 
     found = []
-    url_re = re.compile(re.escape(settings.DISPATCH_PUBLIC_URL.encode()) + rb"/u/([0-9A-Za-z]{1,20}:[0-9A-Za-z_-]{20,100})")
+    url_re = re.compile(
+        re.escape(settings.DISPATCH_PUBLIC_URL.encode())
+        + rb"/u/([0-9A-Za-z]{1,20}:[0-9A-Za-z_-]{20,100}|[0-9A-Za-z_-]{80,%d})" % MAX_TOKEN_CHARS
+    )
     for match in url_re.finditer(raw[:MAX_STORED_BYTES]):
-        recipient_id = read_token(match.group(1).decode())
-        if recipient_id is not None:
-            found.append((recipient_id, "unsubscribe_token"))
+        claim = read_token(match.group(1).decode())
+        if claim is not None:
+            found.append((claim.recipient_id, "unsubscribe_token"))
         if len(found) >= _MAX_QUOTED_IDS:
             break
     for match in _VERP_IN_TEXT.finditer(raw[:MAX_STORED_BYTES]):

@@ -185,6 +185,19 @@ def test_a_complaint_without_message_id_is_matched_by_the_quoted_unsubscribe_lin
     assert set(suppressions(tenant)) == {"max@dest.example"}
 
 
+def test_a_quoted_unsubscribe_link_of_the_old_signed_id_form_still_matches(tenant, send, settings):
+    from django.core import signing
+
+    message, [lee, max_] = send("lee@dest.example", "max@dest.example")
+    token = signing.Signer(salt="dispatch.sending.unsubscribe").sign(signing.b62_encode(max_.pk))
+    headers = f"From: {message.from_address}\nList-Unsubscribe: <{settings.DISPATCH_PUBLIC_URL}/u/{token}>\nSubject: hi\n"
+
+    report = ingest(FBL, arf(to=FBL, recipient_address="redacted@dest.example", returned=headers))
+
+    assert report.result["recipients"][0]["matched_by"] == "unsubscribe_token"
+    assert set(suppressions(tenant)) == {"max@dest.example"}
+
+
 def test_a_report_to_the_feedback_address_is_matched_by_our_message_id(tenant, send):
     message, [ned, olga] = send("ned@dest.example", "olga@dest.example")
     headers = f"Message-ID: <{message.message_id}>\nFrom: {message.from_address}\nSubject: hi\n"

@@ -1,6 +1,10 @@
 """DKIM signing (dkimpy canonicalisation + cryptography RSA) verified by dkimpy and by OpenDKIM,
 and the per-recipient finishing done at delivery."""
+import base64
 import email
+import os
+import re
+import uuid
 from email import policy
 
 import dkim
@@ -11,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from sending.dkim import DKIMSigningError, dkim_sign, public_key_record
 from sending.mime import finalize_for_recipient
 from sending.models import Message
-from sending.unsubscribe import make_token, read_token
+from sending.unsubscribe import UnsubscribeClaim, make_token, read_token
 
 from . import opendkim
 from .conftest import message_payload
@@ -113,7 +117,7 @@ def test_each_recipient_copy_gets_list_unsubscribe_and_a_valid_signature(api, se
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         url = parsed["List-Unsubscribe"].strip("<>")
         assert url.startswith(f"{settings.DISPATCH_PUBLIC_URL}/u/")
-        assert read_token(url.rsplit("/", 1)[1]) == recipient.id
+        assert read_token(url.rsplit("/", 1)[1]) == UnsubscribeClaim(recipient.id, message.tenant_id, recipient.email)
         assert dkim.verify(copy, dnsfunc=dns_for(verified_domain.dkim_selector, "example.com", record))
         signature = dkim.util.parse_tag_value(parsed["DKIM-Signature"].encode().replace(b"\r\n", b""))
         assert signature[b"d"] == b"example.com" and signature[b"s"] == verified_domain.dkim_selector.encode()
@@ -123,7 +127,7 @@ def test_each_recipient_copy_gets_list_unsubscribe_and_a_valid_signature(api, se
 
 
 @pytest.mark.django_db
-def test_finalize_strips_control_headers_and_replaces_a_clients_list_unsubscribe(verified_domain, tenant):
+def test_finalize_strips_control_headers_and_replaces_a_clients_list_unsubscribe(verified_domain, tenant, settings):
     from sending.models import Recipient
 
     message = Message(tenant=tenant, id="00000000-0000-0000-0000-000000000001")
@@ -135,14 +139,11 @@ def test_finalize_strips_control_headers_and_replaces_a_clients_list_unsubscribe
     copy = finalize_for_recipient(raw, message=message, recipient=recipient, domain=verified_domain)
     parsed = email.message_from_bytes(copy, policy=policy.default)
     assert parsed["X-Dispatch-Tags"] is None and parsed["X-Dispatch-Metadata"] is None and parsed["Bcc"] is None
-    assert parsed.get_all("List-Unsubscribe") == [f"<{make_unsubscribe_url(recipient)}>"]
+    [unsubscribe] = parsed.get_all("List-Unsubscribe")
+    base, _, token = unsubscribe.strip("<>").rpartition("/")
+    assert base == f"{settings.DISPATCH_PUBLIC_URL}/u"
+    assert read_token(token) == UnsubscribeClaim(7, tenant.id, "a@example.org")
     assert parsed["Subject"] == "s" and parsed.get_content().strip() == "body"
-
-
-def make_unsubscribe_url(recipient):
-    from django.conf import settings
-
-    return f"{settings.DISPATCH_PUBLIC_URL}/u/{make_token(recipient)}"
 
 
 @pytest.mark.skipif(not opendkim.available(), reason="needs opendkim-testmsg and permission to unshare -mn")
@@ -165,23 +166,88 @@ def test_opendkim_verifies_a_finalized_multipart_copy(api, send_url, verified_do
 
 
 # --- unsubscribe tokens -------------------------------------------------------------------------
+TENANT_ID = uuid.UUID("5b0e4a52-8d0b-4c1e-9f55-3f2f7f4c9a10")
+
+
 class _Recipient:
-    def __init__(self, pk):
+    def __init__(self, pk, email="ann@example.org", tenant_id=TENANT_ID):
         self.pk = self.id = pk
+        self.email, self.tenant_id = email, tenant_id
 
 
-def test_unsubscribe_tokens_round_trip_and_resist_tampering():
-    token = make_token(_Recipient(123456))
-    assert read_token(token) == 123456
-    value, _, signature = token.partition(":")
-    forged = make_token(_Recipient(123457)).partition(":")[0] + ":" + signature
-    assert read_token(forged) is None
+def old_form_token(recipient_id):
+    """A token as made before tokens carried tenant and address: such links are still in inboxes."""
+    from django.core import signing
+
+    return signing.Signer(salt="dispatch.sending.unsubscribe").sign(signing.b62_encode(recipient_id))
+
+
+def test_unsubscribe_tokens_carry_tenant_recipient_id_and_address_and_are_url_safe():
+    token = make_token(_Recipient(123456, email="Ünïcode.Reader@example.org"))
+
+    assert read_token(token) == UnsubscribeClaim(recipient_id=123456, tenant_id=TENANT_ID, email="Ünïcode.Reader@example.org")
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
+    assert len(make_token(_Recipient(2**40, email="reader@example.org"))) < 110
+
+
+def test_unsubscribe_tokens_do_not_show_the_address():
+    address = b"reader.with.a.long.name@example.org"
+    token = make_token(_Recipient(5, email=address.decode()))
+
+    assert address not in base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    for offset in range(3):  # base64 of the address at each of the three byte alignments
+        encoded = base64.urlsafe_b64encode(b"\0" * offset + address).decode()
+        assert encoded[4:-4] not in token
+    assert make_token(_Recipient(5, email=address.decode())) != token  # a fresh nonce each time
+
+
+def test_old_form_unsubscribe_tokens_are_still_read_for_their_recipient_id():
+    assert read_token(old_form_token(123456)) == UnsubscribeClaim(recipient_id=123456)
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda token: token[:40] + ("A" if token[40] != "A" else "B") + token[41:],   # ciphertext altered
+    lambda token: token[:-1] + ("A" if token[-1] != "A" else "B"),                # tag altered
+    lambda token: token[:-4],                                                     # truncated
+    lambda token: token + "AAAA",                                                 # extended
+    lambda token: "B" + token[1:],                                                # another format version
+    lambda token: token[:30] + "." + token[31:],                                  # not base64url
+    lambda token: "x" * 100,
+    lambda token: "",
+])
+def test_tampered_unsubscribe_tokens_are_refused(mangle):
+    assert read_token(mangle(make_token(_Recipient(123456)))) is None
+
+
+def test_tampered_old_form_unsubscribe_tokens_are_refused():
+    token = old_form_token(123456)
+    _, _, signature = token.partition(":")
+    assert read_token(old_form_token(123457).partition(":")[0] + ":" + signature) is None
     assert read_token(token[:-2] + ("AA" if not token.endswith("AA") else "BB")) is None
-    assert read_token("") is None and read_token("x" * 500) is None and read_token(None) is None
+    assert read_token(token.partition(":")[0]) is None
+    assert read_token("x" * 5000) is None and read_token(None) is None
 
 
 def test_unsubscribe_tokens_are_bound_to_their_purpose():
     from django.core import signing
 
+    from dispatch_site import crypto
+
     other_purpose = signing.Signer(salt="something.else").sign(signing.b62_encode(5))
     assert read_token(other_purpose) is None
+    # Same layout, encrypted with the same key ring for another purpose (e.g. a row's associated data).
+    payload = TENANT_ID.bytes + (5).to_bytes(8, "big") + b"ann@example.org"
+    foreign = base64.urlsafe_b64encode(crypto.encrypt(payload, f"{TENANT_ID}:5")).rstrip(b"=").decode()
+    assert read_token(foreign) is None
+
+
+def test_unsubscribe_tokens_survive_key_rotation_while_their_key_is_in_the_ring(settings):
+    old_key, new_key = list(settings.DISPATCH_ENCRYPTION_KEYS)[0], os.urandom(32)
+    token = make_token(_Recipient(77))
+
+    settings.DISPATCH_ENCRYPTION_KEYS = [new_key, old_key]
+    assert read_token(token) == UnsubscribeClaim(77, TENANT_ID, "ann@example.org")
+    assert read_token(make_token(_Recipient(78))).recipient_id == 78
+
+    settings.DISPATCH_ENCRYPTION_KEYS = [new_key]
+    assert read_token(token) is None
