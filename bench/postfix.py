@@ -107,6 +107,13 @@ class PostfixInstance:
 
     @staticmethod
     def _register_alternate_config(etc):
+        # Postfix installed unconfigured ("No configuration", as `make bench` installs it) has no
+        # default main.cf, and postconf needs one to register the alternate directory in; the
+        # default instance itself is never started.
+        default = Path("/etc/postfix/main.cf")
+        if not default.exists():
+            default.write_text("# Written by Dispatch's bench: the default Postfix instance is not used.\n"
+                               "compatibility_level = 3.6\n")
         value = subprocess.run(["postconf", "-h", "alternate_config_directories"], capture_output=True,
                                text=True).stdout.strip()
         dirs = [d for d in value.replace(",", " ").split() if d]
