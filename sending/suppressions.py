@@ -20,21 +20,31 @@ def suppressed_among(*, tenant, emails) -> set:
     if not keys:
         return set()
     tenant_id = Suppression._meta.get_field("tenant").get_db_prep_value(tenant.pk, connection)
-    sql = (
-        f"SELECT email FROM {Suppression._meta.db_table} "
-        f"WHERE tenant_id = %s AND email IN ({', '.join(['%s'] * len(keys))})"
-    )
+    # = ANY(array): one statement text whatever the number of addresses, so PostgreSQL can keep
+    # it prepared (server-side binding) instead of planning an IN list of every length.
+    sql = f"SELECT email FROM {Suppression._meta.db_table} WHERE tenant_id = %s AND email = ANY(%s::text[])"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant_id, *keys])
+        cursor.execute(sql, [tenant_id, keys])
         return {row[0] for row in cursor.fetchall()}
 
 
-def is_suppressed(*, tenant, email) -> bool:
+def _lookup_key(email):
     try:
-        key = suppression_key(email)
+        return suppression_key(email)
     except InvalidAddress:
-        key = email.strip().lower()
-    return key in suppressed_among(tenant=tenant, emails=[key])  # plain SQL: asked for every RCPT (perf)
+        return email.strip().lower()
+
+
+def are_suppressed(*, tenant, emails) -> list[bool]:
+    """For each of `emails` (as given, any case), whether it is suppressed — one query. The SMTP
+    gateway answers the RCPTs of concurrent sessions with one call (smtp_gateway/batching.py)."""
+    keys = [_lookup_key(email) for email in emails]
+    found = suppressed_among(tenant=tenant, emails=keys)
+    return [key in found for key in keys]
+
+
+def is_suppressed(*, tenant, email) -> bool:
+    return are_suppressed(tenant=tenant, emails=[email])[0]
 
 
 def suppression_add(*, tenant, email, reason="", source=Suppression.Source.MANUAL, bounce_class="",

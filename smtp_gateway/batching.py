@@ -69,3 +69,46 @@ class SubmissionBatcher:
             if not self._in_flight[key] and not pending:
                 del self._in_flight[key]
                 self._pending.pop(key, None)
+
+
+class SuppressionChecks:
+    """RCPT answers need the tenant's suppression list, one address at a time. Checks of one
+    tenant that arrive while an earlier check of that tenant is running wait for it and are then
+    answered together by one query (`are_suppressed(tenant, emails) -> [bool]`, run in a database
+    thread). As with submissions there is no timer: a check that arrives alone runs at once."""
+
+    def __init__(self, *, db, are_suppressed):
+        self.db = db
+        self.are_suppressed = are_suppressed
+        self._pending = defaultdict(list)  # tenant id -> [(tenant, email, future)]
+        self._running = set()
+
+    async def is_suppressed(self, *, tenant, email) -> bool:
+        future = asyncio.get_running_loop().create_future()
+        self._pending[tenant.pk].append((tenant, email, future))
+        if tenant.pk not in self._running:
+            self._running.add(tenant.pk)
+            asyncio.get_running_loop().create_task(self._drain(tenant.pk))
+        return await future
+
+    async def _drain(self, key):
+        pending = self._pending[key]
+        try:
+            while pending:
+                batch = pending[:MAX_BATCH]
+                del pending[:MAX_BATCH]
+                try:
+                    answers = await self.db.run(self.are_suppressed, tenant=batch[0][0], emails=[e for _, e, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiting session must get an answer
+                    answers = [exc] * len(batch)
+                for (_, _, future), answer in zip(batch, answers):
+                    if future.done():  # the client went away meanwhile
+                        continue
+                    if isinstance(answer, BaseException):
+                        future.set_exception(answer)
+                    else:
+                        future.set_result(answer)
+        finally:
+            self._running.discard(key)
+            if not pending:
+                self._pending.pop(key, None)

@@ -10,11 +10,11 @@ from redis.exceptions import RedisError
 from dispatch_site.errors import DispatchError, TemporaryFailure, TenantNotActive
 from domains.selectors import sending_domain_for
 from sending.services import submit_raw_many
-from sending.suppressions import is_suppressed
+from sending.suppressions import are_suppressed
 from tenants.models import Credential
 from tenants.services import credential_authenticate, credential_touch
 
-from .batching import SubmissionBatcher
+from .batching import SubmissionBatcher, SuppressionChecks
 from .protocol import AUTH_INVALID, AUTH_OK, AuthOutcome, DispatchSMTP, one_line
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class SubmissionHandler:
     def __init__(self, *, db):
         self.db = db
         self.batcher = SubmissionBatcher(db=db, store_many=_store_many)
+        self.suppression_checks = SuppressionChecks(db=db, are_suppressed=are_suppressed)
 
     async def authenticate(self, server, session, username, password):
         try:
@@ -77,7 +78,7 @@ class SubmissionHandler:
     async def check_recipient(self, server, session, envelope, address):
         """Suppressed addresses are refused here, so each RCPT gets its own answer."""
         try:
-            suppressed = await self.db.run(is_suppressed, tenant=session.tenant, email=address)
+            suppressed = await self.suppression_checks.is_suppressed(tenant=session.tenant, email=address)
         except DatabaseError:
             log.exception("SMTP RCPT: suppression lookup failed")
             return TEMPORARY_FAILURE

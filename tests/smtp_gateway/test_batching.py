@@ -114,3 +114,61 @@ def test_concurrent_smtp_sessions_of_one_tenant_are_all_stored(start_gateway, sm
         thread.join(60)
     assert errors == []
     assert Message.objects.filter(tenant=tenant).count() == 40
+
+
+# --- RCPT suppression checks ----------------------------------------------------------------------
+class KwargsThreadRunner:
+    async def run(self, fn, /, *args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class RecordingLookup:
+    """Stands in for are_suppressed: records the addresses of each query; blocks until released."""
+
+    def __init__(self, suppressed, fail=False):
+        self.suppressed, self.fail = suppressed, fail
+        self.queries = []
+        self.release = threading.Event()
+
+    def __call__(self, *, tenant, emails):
+        self.release.wait(5)
+        self.queries.append((tenant.pk, list(emails)))
+        if self.fail:
+            raise RuntimeError("database down")
+        return [email in self.suppressed for email in emails]
+
+
+def run_checks(lookup, checks, *, wait_first=True):
+    async def scenario():
+        from smtp_gateway.batching import SuppressionChecks
+
+        gate = SuppressionChecks(db=KwargsThreadRunner(), are_suppressed=lookup)
+        tasks = [asyncio.create_task(gate.is_suppressed(tenant=checks[0][0], email=checks[0][1]))]
+        await asyncio.sleep(0.05)  # the first check is now running (blocked in the lookup)
+        tasks += [asyncio.create_task(gate.is_suppressed(tenant=t, email=e)) for t, e in checks[1:]]
+        await asyncio.sleep(0.05)
+        lookup.release.set()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    return asyncio.run(scenario())
+
+
+def test_rcpt_checks_that_arrive_together_are_one_query_with_their_own_answers():
+    lookup = RecordingLookup(suppressed={"gone@example.org"})
+    emails = ["a@example.org", "gone@example.org", "b@example.org", "gone@example.org"]
+    answers = run_checks(lookup, [(TENANT, e) for e in emails])
+    assert answers == [False, True, False, True]
+    assert lookup.queries == [(1, ["a@example.org"]), (1, ["gone@example.org", "b@example.org", "gone@example.org"])]
+
+
+def test_rcpt_checks_of_another_tenant_never_share_a_query():
+    other = SimpleNamespace(pk=2)
+    lookup = RecordingLookup(suppressed=set())
+    run_checks(lookup, [(TENANT, "a@example.org"), (other, "b@example.org"), (TENANT, "c@example.org")])
+    assert sorted(lookup.queries) == [(1, ["a@example.org"]), (1, ["c@example.org"]), (2, ["b@example.org"])]
+
+
+def test_a_failed_rcpt_query_reaches_every_waiting_check():
+    lookup = RecordingLookup(suppressed=set(), fail=True)
+    answers = run_checks(lookup, [(TENANT, "a@example.org"), (TENANT, "b@example.org"), (TENANT, "c@example.org")])
+    assert all(isinstance(a, RuntimeError) for a in answers)
