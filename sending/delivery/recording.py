@@ -92,6 +92,43 @@ def ledger_fields(recipient, result, now):
     return outcome, fields, classification
 
 
+# After a remote 250 the outcome MUST reach the ledger, or the message is sent again when the
+# lease expires. A dropped connection (PostgreSQL restart, failover, a killed backend) is retried
+# on a new connection for about 15 s before giving up.
+RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def _execute_with_reconnect(sql, params):
+    """(rowcount, retried) of an autocommitted statement, retried on a fresh connection when
+    the connection fails. Inside a transaction it is not retried (the transaction is lost)."""
+    from django.db import InterfaceError, OperationalError
+
+    for attempt, delay in enumerate((0.0, *RECORD_RETRY_DELAYS)):
+        if delay:
+            time.sleep(delay)
+        try:
+            with db.cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.rowcount, attempt > 0
+        except (OperationalError, InterfaceError) as exc:
+            if db.in_atomic_block or attempt == len(RECORD_RETRY_DELAYS):
+                raise
+            log.warning("recording an outcome failed (%s); retrying on a new connection in %.1f s",
+                        exc, RECORD_RETRY_DELAYS[attempt])
+            db.close()  # the next cursor connects again
+
+
+def _recorded_under(recipient_id, lease_value):
+    """None when the row does not carry an outcome recorded under `lease_value`; else whether
+    its effects are still pending."""
+    with db.cursor() as cursor:
+        cursor.execute(f"SELECT status, lease_until, effects_pending FROM {_TABLE} WHERE id = %s", [recipient_id])
+        row = cursor.fetchone()
+    if row is None or row[0] == Status.SENDING or row[1] != lease_value:
+        return None
+    return bool(row[2])
+
+
 class Recorder:
     def __init__(self):
         self.effects = []
@@ -106,13 +143,20 @@ class Recorder:
         model_fields = [Recipient._meta.get_field(name) for name in fields]
         columns = ", ".join(f"{field.column} = %s" for field in model_fields)
         values = [field.get_db_prep_save(value, db) for field, value in zip(model_fields, fields.values())]
-        with db.cursor() as cursor:
-            cursor.execute(
-                f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = %s, {columns} "
-                "WHERE id = %s AND status = %s AND lease_until = %s",
-                [True, *values, recipient.pk, Status.SENDING, _LEASE_FIELD.get_db_prep_value(lease, db)],
-            )
-            updated = cursor.rowcount
+        lease_value = _LEASE_FIELD.get_db_prep_value(lease, db)
+        updated, retried = _execute_with_reconnect(
+            f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = %s, {columns} "
+            "WHERE id = %s AND status = %s AND lease_until = %s",
+            [True, *values, recipient.pk, Status.SENDING, lease_value],
+        )
+        if not updated and retried:
+            # The attempt that failed may have committed before its reply was lost.
+            mine = _recorded_under(recipient.pk, lease_value)
+            if mine is not None:
+                log.info("recipient %s: outcome was recorded by the attempt whose reply was lost", recipient.pk)
+                if not mine:
+                    return True  # and its effects were replayed meanwhile: nothing left to do
+                updated = 1
         if not updated:
             log.warning("recipient %s: lease lost before its outcome (%s) was recorded", recipient.pk, outcome)
             return False

@@ -403,3 +403,100 @@ def test_a_long_batch_renews_its_lease_and_drops_rows_taken_over(mx, queue_messa
     assert first.status == S.DELIVERED
     assert second.status == S.SENDING and second.lease_until == old + timedelta(seconds=1)
     assert [m.rcpt_tos for m in mx.messages] == [["user0@dest.test"]]
+
+
+# --- the ledger survives a lost database connection ---------------------------------------------
+def _kill_backend(pid):
+    import psycopg
+    from django.conf import settings
+
+    params = settings.DATABASES["default"]
+    with psycopg.connect(host=params["HOST"], port=params["PORT"] or 5432, user=params["USER"],
+                         password=params["PASSWORD"], dbname=params["NAME"], autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_is_recorded_after_the_database_connection_was_killed(mx, queue_message, monkeypatch):
+    """A remote 250 and then a dead connection (PostgreSQL restarted, backend killed): the outcome
+    reaches the ledger on a new connection instead of waiting out the lease and sending again."""
+    from django.db import connection
+
+    from sending.delivery import recording
+
+    monkeypatch.setattr(recording, "RECORD_RETRY_DELAYS", (0.05, 0.1))
+    message, [recipient] = queue_message("alice@dest.test")
+    lease, [claimed] = engine.claim([recipient.id])
+    connection.ensure_connection()
+    _kill_backend(connection.connection.info.backend_pid)
+
+    recorder = recording.Recorder()
+    assert recorder.record(claimed, engine.Result("delivered", 250, "2.0.0", "ok", "mx.dest.test"), 0, lease=lease)
+    recorder.flush()
+    recipient.refresh_from_db()
+    assert recipient.status == S.DELIVERED and recipient.attempts == 1 and not recipient.effects_pending
+    assert list(recipient.delivery_attempts.values_list("outcome", flat=True)) == ["delivered"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_outcome_whose_commit_reply_was_lost_is_not_taken_for_a_lost_lease(mx, queue_message, monkeypatch):
+    """The UPDATE committed but its reply never arrived: the retry finds the row already carrying
+    this lease's outcome and keeps it (one attempt counted, effects applied once)."""
+    from django.db import OperationalError, connection
+
+    from sending.delivery import recording
+
+    monkeypatch.setattr(recording, "RECORD_RETRY_DELAYS", (0.05,))
+    message, [recipient] = queue_message("alice@dest.test")
+    lease, [claimed] = engine.claim([recipient.id])
+    real_cursor, calls = connection.cursor, []
+
+    class ReplyLost:
+        """The statement runs (and autocommits); then the connection dies before its reply."""
+
+        def __init__(self, cursor):
+            self.cursor = cursor
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.cursor.close()
+
+        def execute(self, sql, params):
+            self.cursor.execute(sql, params)
+            raise OperationalError("server closed the connection unexpectedly")
+
+    def cursor():
+        calls.append(1)
+        return ReplyLost(real_cursor()) if len(calls) == 1 else real_cursor()
+
+    monkeypatch.setattr(connection, "cursor", cursor)
+    recorder = recording.Recorder()
+    assert recorder.record(claimed, engine.Result("delivered", 250, "2.0.0", "ok", "mx.dest.test"), 0, lease=lease)
+    monkeypatch.undo()
+    recorder.flush()
+    recipient.refresh_from_db()
+    assert recipient.status == S.DELIVERED and recipient.attempts == 1 and not recipient.effects_pending
+    assert recipient.delivery_attempts.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_stays_down_still_fails_the_record(mx, queue_message, monkeypatch):
+    from django.db import OperationalError, connection
+
+    from sending.delivery import recording
+
+    monkeypatch.setattr(recording, "RECORD_RETRY_DELAYS", (0.01, 0.01))
+    message, [recipient] = queue_message("alice@dest.test")
+    lease, [claimed] = engine.claim([recipient.id])
+    attempts = []
+
+    def down():
+        attempts.append(1)
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(connection, "cursor", down)
+    with pytest.raises(OperationalError):
+        recording.Recorder().record(claimed, engine.Result("delivered", 250, "2.0.0", "ok", "mx.dest.test"), 0, lease=lease)
+    assert len(attempts) == 3
