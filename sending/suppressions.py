@@ -20,11 +20,16 @@ def suppressed_among(*, tenant, emails) -> set:
     if not keys:
         return set()
     tenant_id = Suppression._meta.get_field("tenant").get_db_prep_value(tenant.pk, connection)
-    # = ANY(array): one statement text whatever the number of addresses, so PostgreSQL can keep
-    # it prepared (server-side binding) instead of planning an IN list of every length.
-    sql = f"SELECT email FROM {Suppression._meta.db_table} WHERE tenant_id = %s AND email = ANY(%s::text[])"
+    table = Suppression._meta.db_table
+    if connection.vendor == "postgresql":
+        # = ANY(array): one statement text whatever the number of addresses, so PostgreSQL keeps
+        # it prepared (server-side binding) instead of planning an IN list of every length.
+        sql, params = f"SELECT email FROM {table} WHERE tenant_id = %s AND email = ANY(%s::text[])", [tenant_id, keys]
+    else:  # the development default, SQLite
+        sql = f"SELECT email FROM {table} WHERE tenant_id = %s AND email IN ({', '.join(['%s'] * len(keys))})"
+        params = [tenant_id, *keys]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [tenant_id, keys])
+        cursor.execute(sql, params)
         return {row[0] for row in cursor.fetchall()}
 
 
