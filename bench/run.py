@@ -405,6 +405,8 @@ def table(results):
             rows.append((f"{name} RSS peak / growth MiB", f"{rss[name]['peak_mib']:.0f} / {rss[name]['growth_mib']:+.0f}", "", "", "flat"))
     if r.get("long_run"):
         rows.append((f"Long run: {r['long_run']['messages']} messages, exactly once", str(r["long_run"]["exactly_once"]), "", "", "True"))
+        rows.append(("Long run: accepted / delivered msg/s", f"{r['long_run']['accept_rate']:.0f} / {r['long_run']['e2e_rate']:.0f}",
+                     "", "", ""))
     bp = r.get("bounce_parser") or {}
     if "messages_per_s" in bp:
         rows.append(("Bounce parser msg/s (corpus)", f"{bp['messages_per_s']:.0f}", "", "", ""))
