@@ -1,4 +1,4 @@
-"""Group commit for SMTP submissions.
+"""Group commit for SMTP submissions, and shared suppression lookups for RCPT answers.
 
 Every committed message costs a COMMIT (a WAL flush) and the tenant's quota counter row is
 locked until then, so one tenant's transactions are serialised. Messages of the same tenant and
@@ -15,6 +15,26 @@ MAX_BATCH = 50
 # Batches of one key stored at the same time: one can be checked while another waits for its
 # commit, without turning every message into its own transaction again.
 MAX_IN_FLIGHT = 2
+
+
+async def _run_batches(pending, run):
+    """Take the waiting items (each with a `.future`) MAX_BATCH at a time, `await run(batch)` for
+    one outcome per item, and give each waiting session its own: a result, or the exception that
+    refused it (all of them the exception when the batch itself failed)."""
+    while pending:
+        batch = pending[:MAX_BATCH]
+        del pending[:MAX_BATCH]
+        try:
+            outcomes = await run(batch)
+        except Exception as exc:  # noqa: BLE001 - every waiting session must get an answer
+            outcomes = [exc] * len(batch)
+        for item, outcome in zip(batch, outcomes):
+            if item.future.done():  # the client went away meanwhile
+                continue
+            if isinstance(outcome, BaseException):
+                item.future.set_exception(outcome)
+            else:
+                item.future.set_result(outcome)
 
 
 @dataclass
@@ -48,27 +68,24 @@ class SubmissionBatcher:
 
     async def _drain(self, key):
         pending = self._pending[key]
+
+        def store(batch):
+            return self.db.run(self.store_many, batch[0].tenant, batch[0].credential, [s.item for s in batch])
+
         try:
-            while pending:
-                batch = pending[:MAX_BATCH]
-                del pending[:MAX_BATCH]
-                first = batch[0]
-                try:
-                    outcomes = await self.db.run(self.store_many, first.tenant, first.credential, [s.item for s in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiting session must get an answer
-                    outcomes = [exc] * len(batch)
-                for submission, outcome in zip(batch, outcomes):
-                    if submission.future.done():  # the client went away meanwhile
-                        continue
-                    if isinstance(outcome, BaseException):
-                        submission.future.set_exception(outcome)
-                    else:
-                        submission.future.set_result(outcome)
+            await _run_batches(pending, store)
         finally:
             self._in_flight[key] -= 1
             if not self._in_flight[key] and not pending:
                 del self._in_flight[key]
                 self._pending.pop(key, None)
+
+
+@dataclass
+class _Check:
+    tenant: object
+    email: str
+    future: asyncio.Future
 
 
 class SuppressionChecks:
@@ -80,12 +97,12 @@ class SuppressionChecks:
     def __init__(self, *, db, are_suppressed):
         self.db = db
         self.are_suppressed = are_suppressed
-        self._pending = defaultdict(list)  # tenant id -> [(tenant, email, future)]
+        self._pending = defaultdict(list)  # tenant id -> [_Check]
         self._running = set()
 
     async def is_suppressed(self, *, tenant, email) -> bool:
         future = asyncio.get_running_loop().create_future()
-        self._pending[tenant.pk].append((tenant, email, future))
+        self._pending[tenant.pk].append(_Check(tenant, email, future))
         if tenant.pk not in self._running:
             self._running.add(tenant.pk)
             asyncio.get_running_loop().create_task(self._drain(tenant.pk))
@@ -93,21 +110,12 @@ class SuppressionChecks:
 
     async def _drain(self, key):
         pending = self._pending[key]
+
+        def look_up(batch):
+            return self.db.run(self.are_suppressed, tenant=batch[0].tenant, emails=[check.email for check in batch])
+
         try:
-            while pending:
-                batch = pending[:MAX_BATCH]
-                del pending[:MAX_BATCH]
-                try:
-                    answers = await self.db.run(self.are_suppressed, tenant=batch[0][0], emails=[e for _, e, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiting session must get an answer
-                    answers = [exc] * len(batch)
-                for (_, _, future), answer in zip(batch, answers):
-                    if future.done():  # the client went away meanwhile
-                        continue
-                    if isinstance(answer, BaseException):
-                        future.set_exception(answer)
-                    else:
-                        future.set_result(answer)
+            await _run_batches(pending, look_up)
         finally:
             self._running.discard(key)
             if not pending:
