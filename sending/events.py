@@ -64,6 +64,23 @@ def emit_many(items, *, tenant, count_usage=False):
     return [payload for _, payload in records]
 
 
+def emit_for_address(event, *, tenant, email, **details):
+    """Record `event` for an address whose message no longer exists (log retention deleted it):
+    the payload has the same fields, the message's ones null. A one-click unsubscribe from an old
+    email is the case: webhook consumers keeping their own lists in sync must still hear of it."""
+    from tenants.limits import usage_count_event
+
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
+    payload = {
+        "event": event, "timestamp": rfc3339(timezone.now()), "recipient": email, "sender": None, "message_id": None,
+        "email_id": None, "tenant_id": str(tenant.pk), "tags": [], "metadata": {}, **details,
+    }
+    _record_many(tenant=tenant, items=[(event, payload)])
+    usage_count_event(tenant=tenant, event=event)
+    return payload
+
+
 def _record_many(*, tenant, items):
     """Hands (event, payload) items of one tenant to the webhooks sink in one call."""
     from webhooks.services import event_record_many

@@ -7,8 +7,7 @@ without cookies, and the encrypted per-recipient token is the authorization. A f
 token answers 400 and changes nothing. GET never changes anything (link scanners prefetch).
 
 A token carries its tenant and address, so it still unsubscribes after log retention deleted the
-message and its recipient rows; only the `unsubscribed` event, which describes a message, is then
-left out. A token of the old signed-id form carries neither: once its row is gone it answers 410.
+message and its recipient rows; its `unsubscribed` event then has the message's fields null. A token of the old signed-id form carries neither: once its row is gone it answers 410.
 """
 from django.db import transaction
 from django.http import HttpResponse
@@ -33,11 +32,11 @@ button{{font:inherit;padding:.5rem 1.2rem;cursor:pointer}}</style></head>
 
 
 def address_unsubscribe(*, tenant, email, recipient=None):
-    """Suppress `email` for `tenant` (reason and source "unsubscribe") and, when the link's recipient
-    row still exists, emit `unsubscribed` for it (the event describes a message: once log retention
-    deleted it, the suppression is all there is to record). Idempotent: returns False, and emits
-    nothing, when the address was already suppressed."""
-    from .events import emit
+    """Suppress `email` for `tenant` (reason and source "unsubscribe") and emit `unsubscribed`:
+    for the link's recipient row while it exists, else (log retention deleted the message) for
+    the address, with the message's fields null. Idempotent: returns False, and emits nothing,
+    when the address was already suppressed."""
+    from .events import emit, emit_for_address
     from .suppressions import suppression_add
 
     message = recipient.message if recipient is not None else None
@@ -47,6 +46,8 @@ def address_unsubscribe(*, tenant, email, recipient=None):
         )
         if created and recipient is not None:
             emit("unsubscribed", recipient=recipient, message=message, tenant=tenant)
+        elif created:
+            emit_for_address("unsubscribed", tenant=tenant, email=email)
     return created
 
 
