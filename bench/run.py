@@ -77,17 +77,8 @@ class Proc:
         """Resident set size of the process and all its descendants, in KiB."""
         if not self.popen or self.popen.poll() is not None:
             return 0
-        children = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-                children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-            except (OSError, IndexError, ValueError):
-                continue
-        total, todo = 0, [self.popen.pid]
-        while todo:
-            pid = todo.pop()
-            todo.extend(children.get(pid, []))
+        total = 0
+        for pid in _tree_pids(self.popen.pid):
             try:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):

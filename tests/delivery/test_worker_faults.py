@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from sending.models import Recipient
 from tests.delivery.conftest import make_message, make_signing_domain
-from tests.support.processes import database_url, free_port, wait_for
+from tests.support.processes import delivery_env, free_port, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.faults]
 
@@ -23,17 +23,9 @@ S = Recipient.Status
 
 
 def start_worker(tmp_path, *, redis_url, dns_port, smtp_port, beat=False, **extra):
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url(),  # the test database, where the rows are committed
-        REDIS_URL=redis_url,
-        DISPATCH_DNS_NAMESERVERS=f"127.0.0.1:{dns_port}",
-        DISPATCH_OUTBOUND_ALLOW_PRIVATE="true",
-        DISPATCH_OUTBOUND_SMTP_PORT=str(smtp_port),
-        DISPATCH_DELIVERY_MODE="mx",
-        DISPATCH_OUTBOUND_COMMAND_TIMEOUT="5",
-        DISPATCH_OUTBOUND_DATA_END_TIMEOUT="30",
-        DATABASE_CONN_MAX_AGE="0",
+    env = delivery_env(
+        redis_url=redis_url, dns_port=dns_port, outbound_port=smtp_port,
+        DISPATCH_OUTBOUND_COMMAND_TIMEOUT="5", DISPATCH_OUTBOUND_DATA_END_TIMEOUT="30", DATABASE_CONN_MAX_AGE="0",
         **extra,
     )
     command = [str(ROOT / ".venv/bin/celery"), "-A", "dispatch_site", "worker", "-Q", "delivery,default", "-c", "2",

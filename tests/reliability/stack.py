@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 from django.conf import settings as django_settings
-from tests.support.processes import database_url, free_port, wait_for  # noqa: F401 (wait_for is re-exported to test_faults)
+from tests.support.processes import delivery_env, free_port, wait_for  # noqa: F401 (wait_for is re-exported to test_faults)
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -101,15 +101,9 @@ class Service:
 class Stack:
     def __init__(self, tmp_path, *, redis_url, dns_port, sink_port):
         self.web_port, self.smtp_port = free_port(), free_port()
-        env = dict(os.environ)
-        env.update(
-            DATABASE_URL=database_url(),
+        env = delivery_env(
+            redis_url=redis_url, dns_port=dns_port, outbound_port=sink_port,
             DATABASE_CONN_MAX_AGE="60",
-            REDIS_URL=redis_url,
-            DISPATCH_DNS_NAMESERVERS=f"127.0.0.1:{dns_port}",
-            DISPATCH_OUTBOUND_ALLOW_PRIVATE="true",
-            DISPATCH_OUTBOUND_SMTP_PORT=str(sink_port),
-            DISPATCH_DELIVERY_MODE="mx",
             DISPATCH_DELIVERY_LEASE="5",
             DISPATCH_DELIVERY_REENQUEUE_AFTER="3",
             DISPATCH_OUTBOUND_COMMAND_TIMEOUT="10",
