@@ -15,18 +15,26 @@ def rfc3339(moment) -> str:
 
 
 def build_payload(event, *, recipient, message, timestamp=None, **details) -> dict:
+    return _payload(event, email=recipient.email, tenant_id=message.tenant_id, message=message,
+                    timestamp=timestamp, details=details)
+
+
+def _payload(event, *, email, tenant_id, message, timestamp=None, details=None) -> dict:
+    """The webhook event body; `message` None (its log entry is gone) gives its fields null."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown event {event!r}")
     payload = {
         "event": event,
         "timestamp": rfc3339(timestamp or timezone.now()),
-        "recipient": recipient.email,
-        "sender": message.from_address,
-        "message_id": message.message_id,
-        "email_id": str(message.id),
-        "tenant_id": str(message.tenant_id),
-        "tags": list(message.tags or []),
-        "metadata": dict(message.metadata or {}),
+        "recipient": email,
+        "sender": message.from_address if message is not None else None,
+        "message_id": message.message_id if message is not None else None,
+        "email_id": str(message.id) if message is not None else None,
+        "tenant_id": str(tenant_id),
+        "tags": list(message.tags or []) if message is not None else [],
+        "metadata": dict(message.metadata or {}) if message is not None else {},
     }
-    payload.update(details)
+    payload.update(details or {})
     return payload
 
 
@@ -50,8 +58,6 @@ def emit_many(items, *, tenant, count_usage=False):
     records, usage, when = [], Counter(), {}
     for event, recipient, message, *rest in items:
         details = rest[0] if rest else {}
-        if event not in EVENTS:
-            raise ValueError(f"unknown event {event!r}")
         records.append((event, build_payload(event, recipient=recipient, message=message, **details)))
         if count_usage:
             key = (event, details.get("bounce_type") or recipient.bounce_type, current_period(message.queued_at))
@@ -70,12 +76,7 @@ def emit_for_address(event, *, tenant, email, **details):
     email is the case: webhook consumers keeping their own lists in sync must still hear of it."""
     from tenants.limits import usage_count_event
 
-    if event not in EVENTS:
-        raise ValueError(f"unknown event {event!r}")
-    payload = {
-        "event": event, "timestamp": rfc3339(timezone.now()), "recipient": email, "sender": None, "message_id": None,
-        "email_id": None, "tenant_id": str(tenant.pk), "tags": [], "metadata": {}, **details,
-    }
+    payload = _payload(event, email=email, tenant_id=tenant.pk, message=None, details=details)
     _record_many(tenant=tenant, items=[(event, payload)])
     usage_count_event(tenant=tenant, event=event)
     return payload

@@ -7,7 +7,8 @@ without cookies, and the encrypted per-recipient token is the authorization. A f
 token answers 400 and changes nothing. GET never changes anything (link scanners prefetch).
 
 A token carries its tenant and address, so it still unsubscribes after log retention deleted the
-message and its recipient rows; its `unsubscribed` event then has the message's fields null. A token of the old signed-id form carries neither: once its row is gone it answers 410.
+message and its recipient rows; its `unsubscribed` event then has the message's fields null.
+A token of the old signed-id form carries neither: once its row is gone it answers 410.
 """
 from django.db import transaction
 from django.http import HttpResponse
