@@ -3,6 +3,7 @@ from email.utils import parseaddr
 
 from django.utils import timezone
 
+from dispatch_site import hot_reads
 from dispatch_site.errors import NotFound
 
 from .models import Domain
@@ -29,7 +30,7 @@ def sending_domain_for(*, tenant, address):
     domain_name = domain_of_address(parseaddr(address or "")[1] or address)
     if domain_name is None:
         return None
-    domain = Domain.objects.for_tenant(tenant).filter(name=domain_name).first()
+    domain = hot_reads.domain_of_tenant_by_name(tenant, domain_name)
     if domain is None or not domain.is_usable(timezone.now()):
         return None
     return domain

@@ -15,7 +15,7 @@ import dkim as dkimpy
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
-from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import CanonicalizationPolicy, correct_empty_body, strip_trailing_lines
 
 _POLICY = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
 
@@ -58,7 +58,29 @@ def load_private_key(pem: bytes):
 def normalize_line_endings(raw: bytes) -> bytes:
     """CRLF everywhere: a bare CR or LF would be rewritten by some relay after signing and
     break the body hash, so the bytes we sign are the bytes we send."""
+    crlf = raw.count(b"\r\n")
+    if raw.count(b"\n") == crlf and raw.count(b"\r") == crlf:
+        return raw  # already CRLF throughout (the usual case): counting is cheaper than copying
     return raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+
+
+def split_message(raw: bytes):
+    """dkimpy.rfc822_parse(raw) for a CRLF message, without splitting the body into lines
+    (only the header block is parsed; the body is the rest as it is)."""
+    end = raw.find(b"\r\n\r\n")
+    if end == -1 or raw.startswith(b"\r\n"):
+        return dkimpy.rfc822_parse(raw)
+    headers, _ = dkimpy.rfc822_parse(raw[: end + 2])
+    return headers, raw[end + 4 :]
+
+
+def canonical_body(body: bytes) -> bytes:
+    """The relaxed body canonicalisation, as dkimpy computes it. A body without tabs, runs of
+    spaces or spaces before a line end (the usual case: our encoders never write them) is
+    only stripped of trailing empty lines; the two regular-expression passes are skipped."""
+    if b"\t" in body or b"  " in body or b" \r\n" in body:
+        return _POLICY.canonicalize_body(body)
+    return correct_empty_body(strip_trailing_lines(body))
 
 
 def _include_headers(headers):
@@ -76,10 +98,10 @@ def dkim_sign(raw: bytes, *, domain: str, selector: str, private_key_pem: bytes,
     """Return `raw` (line endings normalised to CRLF) with a DKIM-Signature header prepended."""
     raw = normalize_line_endings(raw)
     key = load_private_key(private_key_pem)
-    headers, body = dkimpy.rfc822_parse(raw)
+    headers, body = split_message(raw)
     include = _include_headers(headers)
 
-    body_hash = base64.b64encode(hashlib.sha256(_POLICY.canonicalize_body(body)).digest())
+    body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
     stamp = str(int(timestamp if timestamp is not None else time.time()))
     # The text before "b=" is hashed exactly as it is sent (a verifier strips only the b=
     # value and its folding), so it is folded once, here, between tags.

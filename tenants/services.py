@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from dispatch_site import hot_reads
 from dispatch_site.errors import Conflict, NotFound, ValidationFailed
 
 from .models import Credential, Plan, Tenant, User
@@ -138,7 +139,7 @@ def credential_authenticate(*, username, password):
         name, host = host, ""
     if host and host.lower() != settings.DISPATCH_HOSTNAME.lower():
         return None
-    credential = Credential.objects.select_related("tenant", "tenant__plan").filter(name=name).first()
+    credential = hot_reads.credential_with_tenant_and_plan(name)
     if credential is None:
         # Spend the same hashing work so timing does not reveal which usernames exist.
         hmac.compare_digest(secret_digest(password), "0" * 64)

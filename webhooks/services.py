@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from dispatch_site import crypto
+from dispatch_site import crypto, hot_reads
 from dispatch_site.bulk_insert import insert_many
 from dispatch_site.errors import Conflict, ValidationFailed
 
@@ -141,13 +141,13 @@ def event_record_many(*, tenant, items):
               payload={"event": event, "timestamp": stamp, "tenant_id": str(tenant.pk), **payload})
         for event, payload in items
     )
-    endpoints = list(Endpoint.objects.for_tenant(tenant).filter(enabled=True).only("id", "events"))
+    endpoints = hot_reads.enabled_endpoint_subscriptions(tenant)
     deliveries = insert_many(
-        Delivery(tenant_id=tenant.pk, event=record, endpoint_id=endpoint.pk, webhook_id=record.webhook_id,
+        Delivery(tenant_id=tenant.pk, event=record, endpoint_id=endpoint_id, webhook_id=record.webhook_id,
                  next_attempt_at=now, enqueued_at=now, created_at=now)
         for record in records
-        for endpoint in endpoints
-        if record.type in endpoint.events
+        for endpoint_id, subscribed in endpoints
+        if record.type in subscribed
     )
     if deliveries:
         ids = [d.pk for d in deliveries]

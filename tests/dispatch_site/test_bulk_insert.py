@@ -92,3 +92,38 @@ def test_a_single_row_uses_a_plain_insert(tenant):
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
     assert len(inserts) == 1 and inserts[0].startswith("INSERT INTO \"sending_message\"")
     assert Message.objects.filter(tenant=tenant).count() == 1
+
+
+def test_a_single_row_stores_what_bulk_create_stores(tenant):
+    fields = ["from_header", "subject", "to_addresses", "cc_addresses", "tags", "metadata", "body", "template_ref",
+              "credential_id", "status", "has_attachments", "bcc_count"]
+    one = insert_many([make_message(tenant, 7)])[0]
+    other = Message.objects.bulk_create([make_message(tenant, 7)])[0]
+    row_one = stored(Message, [one.pk], fields)[one.pk]
+    row_other = stored(Message, [other.pk], fields)[other.pk]
+    row_one.pop("pk"), row_other.pop("pk")
+    assert row_one == row_other
+    assert bytes(row_one["body"]) == one.body
+    assert one._state.adding is False
+
+
+def test_a_single_row_of_an_auto_key_model_gets_its_key_from_the_sequence(tenant):
+    message = insert_many([make_message(tenant, 0)])[0]
+    first = insert_many([Recipient(tenant=tenant, message=message, email="a@example.org", domain="example.org")])[0]
+    second = insert_many([Recipient(tenant=tenant, message=message, email="b@example.org", domain="example.org")])[0]
+    assert first.pk and second.pk > first.pk
+    assert Recipient.objects.get(pk=first.pk).email == "a@example.org"
+    # Defaults and auto_now_add were applied as bulk_create applies them.
+    row = Recipient.objects.get(pk=second.pk)
+    assert row.status == Recipient.Status.QUEUED
+
+
+def test_a_single_duplicate_row_raises_djangos_integrity_error_and_rolls_back(tenant):
+    from django.db import IntegrityError
+
+    existing = Message.objects.bulk_create([make_message(tenant, 1)])[0]
+    with pytest.raises(IntegrityError):
+        with transaction.atomic():
+            insert_many([make_message(tenant, 2)])
+            insert_many([make_message(tenant, 3, message_id=existing.message_id)])
+    assert Message.objects.filter(tenant=tenant).count() == 1

@@ -88,10 +88,15 @@ def test_concurrent_reservations_never_exceed_the_quota(tenant):
 def test_a_rejected_submission_gives_its_reservation_back(api, send_url, verified_domain, tenant, monkeypatch):
     from sending import services
 
-    def broken_bulk_create(*args, **kwargs):
-        raise RuntimeError("disk full")
+    real_insert_many = services.insert_many
 
-    monkeypatch.setattr(services.Recipient.objects, "bulk_create", broken_bulk_create)
+    def insert_failing_for_recipients(objs, **kwargs):
+        objs = list(objs)
+        if objs and isinstance(objs[0], services.Recipient):
+            raise RuntimeError("disk full")
+        return real_insert_many(objs, **kwargs)
+
+    monkeypatch.setattr(services, "insert_many", insert_failing_for_recipients)
     response = api.post(send_url, message_payload(), format="json")
     assert response.status_code == 500
     assert not UsageCounter.objects.filter(tenant=tenant, emails_sent__gt=0).exists()

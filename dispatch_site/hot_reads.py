@@ -1,0 +1,173 @@
+"""Fixed-SQL reads for the submission hot path.
+
+Django compiles a queryset's SQL again on every evaluation. For the reads that every /send and
+every SMTP message make (the credential with its tenant and plan, the sending domain, the
+tenant's enabled webhook endpoints) compiling cost more client CPU than PostgreSQL spent
+answering (bench/README.md, "Third pass"). Their SQL is written once here instead: column lists
+come from the models' metadata, and rows become model instances through `Model.from_db` with the
+fields' database converters applied, so callers get exactly what the ORM would have given them.
+A constant statement text also stays prepared under server-side binding.
+
+Tenancy: every read of tenant-owned rows here takes the tenant and filters on it in SQL, as the
+TenantScopedManager would. The one exception is the credential lookup, which is how a request
+finds its tenant in the first place (`tenants.services.credential_authenticate`)."""
+from functools import lru_cache
+
+from django.db import connections, router
+
+
+class Columns:
+    """The concrete columns of `model` selected under `alias`, and how to make an instance of
+    a row's slice of them."""
+
+    def __init__(self, model, alias):
+        self.model = model
+        self.alias = alias
+        self.fields = [f for f in model._meta.concrete_fields if not f.generated]
+        self.attnames = [f.attname for f in self.fields]
+
+    def sql(self, connection):
+        quote = connection.ops.quote_name
+        return ", ".join(f"{self.alias}.{quote(f.column)}" for f in self.fields)
+
+    def _converters(self, connection):
+        return _converters_of(self.model, self.alias, connection.alias)
+
+    def build(self, values, connection):
+        values = list(values)
+        for index, converters, expression in self._converters(connection):
+            value = values[index]
+            for convert in converters:
+                value = convert(value, expression, connection)
+            values[index] = value
+        return self.model.from_db(connection.alias, self.attnames, values)
+
+    def __len__(self):
+        return len(self.fields)
+
+
+@lru_cache(maxsize=None)
+def _converters_of(model, alias, using):
+    connection = connections[using]
+    out = []
+    for index, field in enumerate(f for f in model._meta.concrete_fields if not f.generated):
+        expression = field.get_col(alias)
+        converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        if converters:
+            out.append((index, converters, expression))
+    return tuple(out)
+
+
+def _connection(model):
+    return connections[router.db_for_read(model)]
+
+
+def _param(model, field_name, value, connection):
+    """`value` as the database stores `model.field_name` (a UUID is text on SQLite)."""
+    return model._meta.get_field(field_name).get_db_prep_value(value, connection)
+
+
+@lru_cache(maxsize=None)
+def _credential_sql(using):
+    from tenants.models import Credential, Plan, Tenant
+
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    parts = (Columns(Credential, "c"), Columns(Tenant, "t"), Columns(Plan, "p"))
+    sql = (
+        f"SELECT {', '.join(p.sql(connection) for p in parts)} "
+        f"FROM {quote(Credential._meta.db_table)} c "
+        f"JOIN {quote(Tenant._meta.db_table)} t ON t.{quote(Tenant._meta.pk.column)} = c.{quote(Credential._meta.get_field('tenant').column)} "
+        f"JOIN {quote(Plan._meta.db_table)} p ON p.{quote(Plan._meta.pk.column)} = t.{quote(Tenant._meta.get_field('plan').column)} "
+        f"WHERE c.{quote(Credential._meta.get_field('name').column)} = %s "
+        f"ORDER BY c.{quote(Credential._meta.pk.column)} LIMIT 1"
+    )
+    return sql, parts
+
+
+def credential_with_tenant_and_plan(name):
+    """The Credential called `name` (revoked or not) with `.tenant` and `.tenant.plan` loaded,
+    or None: `Credential.objects.select_related("tenant", "tenant__plan").filter(name=name).first()`."""
+    from tenants.models import Credential, Tenant
+
+    connection = _connection(Credential)
+    sql, (credential_cols, tenant_cols, plan_cols) = _credential_sql(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    a, b = len(credential_cols), len(credential_cols) + len(tenant_cols)
+    credential = credential_cols.build(row[:a], connection)
+    tenant = tenant_cols.build(row[a:b], connection)
+    plan = plan_cols.build(row[b:], connection)
+    Tenant._meta.get_field("plan").set_cached_value(tenant, plan)
+    Credential._meta.get_field("tenant").set_cached_value(credential, tenant)
+    return credential
+
+
+@lru_cache(maxsize=None)
+def _domain_sql(using):
+    from domains.models import Domain
+
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    columns = Columns(Domain, "d")
+    sql = (
+        f"SELECT {columns.sql(connection)} FROM {quote(Domain._meta.db_table)} d "
+        f"WHERE d.{quote(Domain._meta.get_field('tenant').column)} = %s "
+        f"AND d.{quote(Domain._meta.get_field('name').column)} = %s "
+        f"ORDER BY d.{quote(Domain._meta.pk.column)} LIMIT 1"
+    )
+    return sql, columns
+
+
+def domain_of_tenant_by_name(tenant, name):
+    """`Domain.objects.for_tenant(tenant).filter(name=name).first()`."""
+    from domains.models import Domain
+
+    connection = _connection(Domain)
+    sql, columns = _domain_sql(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_param(Domain, "tenant", tenant.pk, connection), name])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    domain = columns.build(row, connection)
+    Domain._meta.get_field("tenant").set_cached_value(domain, tenant)
+    return domain
+
+
+@lru_cache(maxsize=None)
+def _endpoints_sql(using):
+    from webhooks.models import Endpoint
+
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    events = Endpoint._meta.get_field("events")
+    sql = (
+        f"SELECT e.{quote(Endpoint._meta.pk.column)}, e.{quote(events.column)} "
+        f"FROM {quote(Endpoint._meta.db_table)} e "
+        f"WHERE e.{quote(Endpoint._meta.get_field('tenant').column)} = %s "
+        f"AND e.{quote(Endpoint._meta.get_field('enabled').column)}"
+    )
+    expression = events.get_col("e")
+    converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+    return sql, converters, expression
+
+
+def enabled_endpoint_subscriptions(tenant):
+    """[(endpoint id, [event types])] of the tenant's enabled webhook endpoints."""
+    from webhooks.models import Endpoint
+
+    connection = _connection(Endpoint)
+    sql, converters, expression = _endpoints_sql(connection.alias)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_param(Endpoint, "tenant", tenant.pk, connection)])
+        rows = cursor.fetchall()
+    out = []
+    for endpoint_id, events in rows:
+        for convert in converters:
+            events = convert(events, expression, connection)
+        out.append((endpoint_id, events))
+    return out
