@@ -19,7 +19,7 @@ from email.utils import format_datetime
 from email import policy as email_policy
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from dispatch_site.errors import (
     DomainNotVerified,
     MessageTooLarge,
     RecipientSuppressed,
+    TemporaryFailure,
     TenantNotActive,
     TooManyRecipients,
     ValidationFailed,
@@ -405,7 +406,45 @@ class _CachedHeaderRegistry(HeaderRegistry):
         return cls
 
 
-_HEADER_PARSER = BytesHeaderParser(policy=email_policy.default.clone(header_factory=_CachedHeaderRegistry()))
+_HEADER_POLICY = email_policy.default.clone(header_factory=_CachedHeaderRegistry())
+_RAW_HEADER_PARSER = BytesHeaderParser(policy=email_policy.compat32)
+
+
+def _parse_header(name, value):
+    try:
+        return _HEADER_POLICY.header_fetch_parse(name, value)
+    except Exception:  # noqa: BLE001 - the standard parser raises IndexError & co. on some broken input
+        # Refuse this message alone: left to propagate, the error would fail every message of
+        # the gateway's batch, other clients' included.
+        raise ValidationFailed(f"The {name} header cannot be parsed.", details={name: ["unparsable"]}) from None
+
+
+class MessageHead:
+    """The header fields of a message, each parsed exactly as `email.policy.default` parses it,
+    but only when asked for (perf: parsing every header the default way, Content-Type and Date
+    included, was a quarter of the gateway's submission path). The fields are split by the
+    compat32 parser, whose header splitting is the default policy's (`header_source_parse` is
+    the same code); `_HEADER_POLICY.header_fetch_parse` then does what reading a header from an
+    EmailMessage does. The same read-only API as email.message.Message for what we use."""
+
+    def __init__(self, raw: bytes):
+        self._fields = _RAW_HEADER_PARSER.parsebytes(raw)._headers
+
+    def get_all(self, name, failobj=None):
+        name = name.lower()
+        found = [_parse_header(n, v) for n, v in self._fields if n.lower() == name]
+        return found or failobj
+
+    def get(self, name, failobj=None):
+        name = name.lower()
+        for field_name, value in self._fields:
+            if field_name.lower() == name:
+                return _parse_header(field_name, value)
+        return failobj
+
+    def __contains__(self, name):
+        name = name.lower()
+        return any(n.lower() == name for n, _ in self._fields)
 _ATTACHMENT_RE = re.compile(rb"(?im)^content-disposition:[ \t]*attachment")
 _STRIPPED_SMTP_HEADERS = (b"bcc", b"return-path")
 
@@ -443,6 +482,11 @@ def submit_raw_many(*, tenant, items, credential=None) -> list:
             outcomes.append(prepare_raw_message(tenant=tenant, lookups=lookups, **item))
         except DispatchError as exc:
             outcomes.append(exc)
+        except DatabaseError:
+            raise  # the whole batch is answered "try again", as storing it would be
+        except Exception:  # noqa: BLE001 - a bug met by one client's message must not fail the batch
+            logger.exception("SMTP submission: checking one message failed unexpectedly")
+            outcomes.append(TemporaryFailure("The message could not be checked; try again later."))
     return _store_outcomes(tenant=tenant, outcomes=outcomes, credential=credential)
 
 
@@ -457,7 +501,7 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
         raise InvalidAddress("A null reverse-path (MAIL FROM:<>) is not accepted for submission.")
     envelope_from = normalize_address(mail_from, field="mail_from")
     check_recipient_count(len(rcpt_tos))
-    headers = _HEADER_PARSER.parsebytes(raw)
+    headers = MessageHead(raw)
     sender = _single_from(headers)
     to, cc = _header_addresses(headers, "To"), _header_addresses(headers, "Cc")
     in_headers = {a.lower(): kind for kind, group in ((Recipient.Kind.CC, cc), (Recipient.Kind.TO, to)) for a in group}
@@ -482,7 +526,7 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
     added = b""
     if not header_message_id:
         added += f"Message-ID: <{message_id}>\r\n".encode()
-    if headers.get("Date") is None:
+    if "Date" not in headers:
         added += f"Date: {format_datetime(timezone.now())}\r\n".encode()
     prepared = Prepared(
         source=Message.Source.SMTP, message_id=message_id, sender=sender, subject=subject[:998], to=to, cc=cc,

@@ -217,8 +217,12 @@ def apply_effects(effects):
     # until the commit that follows, not across the other statements of this transaction.
     _emit(effects)
     for effect in effects:
-        if effect.classification is not None and effect.classification.disposition == "hard":
+        if effect.classification is None:
+            continue
+        if effect.classification.disposition == "hard":
             _suppress(effect)
+        elif effect.classification.disposition == "soft" and effect.outcome == Outcome.BOUNCED:
+            _apply_soft_bounce_rule(effect)
 
 
 def _emit(effects):
@@ -265,6 +269,18 @@ def _suppress(effect):
         bounce_class=effect.classification.bounce_class,
         source_message=recipient.message,
     )
+
+
+def _apply_soft_bounce_rule(effect):
+    """Repeated soft bounces (a 5xx the classifier calls soft, e.g. mailbox full) may suppress
+    the address, as for bounce reports: DISPATCH_SOFT_BOUNCE_SUPPRESS_AFTER (0 = off)."""
+    if settings.DISPATCH_SOFT_BOUNCE_SUPPRESS_AFTER <= 0:
+        return
+    from sending.bounces.ingest import soft_bounce_rule_apply
+
+    recipient = effect.recipient
+    soft_bounce_rule_apply(tenant=recipient.tenant, email=recipient.email,
+                           bounce_class=effect.classification.bounce_class, source_message=recipient.message)
 
 
 def refresh_messages(message_ids):

@@ -310,6 +310,25 @@ def test_events_are_emitted_for_every_transition(mx, queue_message):
     assert bounced["response"]["code"] == 550
 
 
+def test_repeated_soft_bounces_at_delivery_suppress_when_configured(mx, queue_message, settings):
+    settings.DISPATCH_SOFT_BOUNCE_SUPPRESS_AFTER = 2
+    message, [first] = queue_message("spam@dest.test")
+    deliver([first])
+    assert refreshed([first])[0].bounce_type == "soft"
+    assert not Suppression.objects.filter(tenant=message.tenant).exists()  # once is not yet "repeated"
+    _, [second] = queue_message("spam@dest.test")
+    deliver([second])
+    [suppression] = Suppression.objects.filter(tenant=message.tenant)
+    assert (suppression.email, suppression.reason, suppression.source) == ("spam@dest.test", "repeated soft bounces", "bounce")
+
+
+def test_soft_bounces_at_delivery_never_suppress_by_default(mx, queue_message):
+    for _ in range(3):
+        message, recipients = queue_message("spam@dest.test")
+        deliver(recipients)
+    assert not Suppression.objects.filter(tenant=message.tenant).exists()
+
+
 def test_outcomes_are_counted_in_the_usage_of_the_month(mx, queue_message, tenant):
     from tenants.models import UsageCounter
 

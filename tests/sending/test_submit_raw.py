@@ -159,6 +159,45 @@ def test_submit_raw_many_checks_each_item_and_stores_the_accepted_together(tenan
     assert outcomes[2].response["message"] == "2 email(s) queued for delivery"
 
 
+@pytest.mark.parametrize("broken", [b"To: broken <\r\n", b"Cc: x@example.org, <\r\n"])
+def test_a_header_the_standard_parser_chokes_on_refuses_that_message_only(tenant, verified_domain, broken):
+    """The email package raises IndexError on some malformed address lists; in a gateway batch
+    that must not fail the other clients' messages."""
+    from sending.services import SubmitResult, submit_raw_many
+
+    bad = RAW.replace(b"To: Alice <alice@example.org>\r\n", broken)
+    items = [
+        {"mail_from": "shop@example.com", "rcpt_tos": ["a@example.org"], "raw": RAW},
+        {"mail_from": "shop@example.com", "rcpt_tos": ["b@example.org"], "raw": bad},
+    ]
+    good, refused = submit_raw_many(tenant=tenant, items=items)
+    assert isinstance(good, SubmitResult)
+    assert isinstance(refused, ValidationFailed) and "header cannot be parsed" in refused.message
+    assert refused.smtp_text.startswith("550 5.6.0")
+    assert list(Message.objects.values_list("recipients__email", flat=True)) == ["a@example.org"]
+
+
+def test_an_unexpected_error_checking_one_message_asks_only_that_client_to_retry(tenant, verified_domain, monkeypatch):
+    from dispatch_site.errors import TemporaryFailure
+    from sending import services
+
+    real_prepare = services.prepare_raw_message
+
+    def prepare_failing_for_b(**kwargs):
+        if kwargs["rcpt_tos"] == ["b@example.org"]:
+            raise KeyError("a bug")
+        return real_prepare(**kwargs)
+
+    monkeypatch.setattr(services, "prepare_raw_message", prepare_failing_for_b)
+    items = [
+        {"mail_from": "shop@example.com", "rcpt_tos": ["a@example.org"], "raw": RAW},
+        {"mail_from": "shop@example.com", "rcpt_tos": ["b@example.org"], "raw": RAW},
+    ]
+    good, failed = services.submit_raw_many(tenant=tenant, items=items)
+    assert isinstance(good, services.SubmitResult)
+    assert isinstance(failed, TemporaryFailure) and failed.smtp_text.startswith("451 4.3.0")
+
+
 def test_raw_utf8_headers_from_an_smtputf8_client_are_stored_readably(tenant, verified_domain):
     raw = RAW.replace(b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?=", "Subject: Grüße aus Köln".encode())
     raw = raw.replace(b"From: Shop <shop@example.com>", "From: Jöhn's Shöp <shop@example.com>".encode())

@@ -131,6 +131,8 @@ def test_header_from_on_an_unverified_domain_is_refused_at_data(smtp_starttls, s
         (b"To: bob@example.net\r\nSubject: no sender\r\n\r\nbody\r\n", (553, b"5.1.3")),
         (simple_message(extra=b"From: second@example.com\r\n"), (553, b"5.1.3")),
         (simple_message(extra=b"X-Dispatch-Metadata: {not json\r\n"), (550, b"5.6.0")),
+        # The email package itself raises IndexError on this Cc: answered for this message alone.
+        (simple_message(extra=b"Cc: broken <\r\n"), (550, b"5.6.0")),
     ],
 )
 def test_malformed_messages_are_refused_at_data(smtp_starttls, sender, raw, expected):
