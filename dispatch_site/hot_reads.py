@@ -20,18 +20,20 @@ class Columns:
     """The concrete columns of `model` selected under `alias`, and how to make an instance of
     a row's slice of them."""
 
-    def __init__(self, model, alias):
+    def __init__(self, model, alias, *, exclude=()):
         self.model = model
         self.alias = alias
-        self.fields = [f for f in model._meta.concrete_fields if not f.generated]
+        # Excluded fields are left deferred on the instances (loaded if ever read, like .defer()).
+        self.fields = [f for f in model._meta.concrete_fields if not f.generated and f.name not in exclude]
         self.attnames = [f.attname for f in self.fields]
+        self._exclude = tuple(sorted(exclude))
 
     def sql(self, connection):
         quote = connection.ops.quote_name
         return ", ".join(f"{self.alias}.{quote(f.column)}" for f in self.fields)
 
     def _converters(self, connection):
-        return _converters_of(self.model, self.alias, connection.alias)
+        return _converters_of(self.model, self.alias, connection.alias, self._exclude)
 
     def build(self, values, connection):
         values = list(values)
@@ -47,10 +49,11 @@ class Columns:
 
 
 @lru_cache(maxsize=None)
-def _converters_of(model, alias, using):
+def _converters_of(model, alias, using, exclude=()):
     connection = connections[using]
     out = []
-    for index, field in enumerate(f for f in model._meta.concrete_fields if not f.generated):
+    fields = (f for f in model._meta.concrete_fields if not f.generated and f.name not in exclude)
+    for index, field in enumerate(fields):
         expression = field.get_col(alias)
         converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
         if converters:

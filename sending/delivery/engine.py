@@ -15,15 +15,17 @@ import logging
 import random
 import time
 from collections import Counter, deque
+from functools import lru_cache
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection as db_connection, connections, transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from dispatch_site import crypto
+from dispatch_site.hot_reads import Columns
 from sending.models import DeliveryAttempt, Message, Recipient
 
 from . import politeness, routing
@@ -129,9 +131,66 @@ def claim(recipient_ids):
 def claim_due(limit=None):
     """Claim up to `limit` (default: the batch size) due recipients, oldest due first, whatever
     their message or domain (deliver_claimed groups them per domain: one connection each).
-    Returns (lease, [Recipient])."""
+    Returns (lease, [Recipient]) as load_recipients gives them.
+
+    One statement: pick the rows (FOR UPDATE SKIP LOCKED), lease them and return them with their
+    message (body not loaded) and tenant. It is what the ORM version did in six round trips
+    (BEGIN, SELECT, UPDATE, COMMIT, and two SELECTs to load), and a drain runs it for every
+    batch: with /send's small batches its statements were a third of the worker's queries."""
     lease, now = new_lease(), timezone.now()
     limit = limit or settings.DISPATCH_DELIVERY_BATCH_SIZE
+    if db_connection.vendor != "postgresql":
+        return _claim_due_orm(lease, now, limit)
+    sql, (recipient_cols, message_cols, tenant_cols) = _claim_due_sql(db_connection.alias)
+    lease_value = Recipient._meta.get_field("lease_until").get_db_prep_value(lease, db_connection)
+    now_value = Recipient._meta.get_field("next_attempt_at").get_db_prep_value(now, db_connection)
+    with db_connection.cursor() as cursor:
+        cursor.execute(sql, [Status.QUEUED, Status.DEFERRED, now_value, Status.SENDING, now_value, limit,
+                             Status.SENDING, lease_value])
+        rows = cursor.fetchall()
+    a, b = len(recipient_cols), len(recipient_cols) + len(message_cols)
+    messages, tenants, recipients = {}, {}, []
+    for row in rows:
+        recipient = recipient_cols.build(row[:a], db_connection)
+        message = messages.get(recipient.message_id)
+        if message is None:
+            message = messages[recipient.message_id] = message_cols.build(row[a:b], db_connection)
+            tenant = tenants.get(message.tenant_id)
+            if tenant is None:
+                tenant = tenants[message.tenant_id] = tenant_cols.build(row[b:], db_connection)
+            message.tenant = tenant
+        recipient.message = message
+        recipient.tenant = tenants[recipient.tenant_id]
+        recipients.append(recipient)
+    return lease, recipients
+
+
+@lru_cache(maxsize=None)
+def _claim_due_sql(using):
+    from tenants.models import Tenant
+
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    recipient_cols = Columns(Recipient, "r", exclude=("captured_message",))
+    message_cols = Columns(Message, "m", exclude=("body",))
+    tenant_cols = Columns(Tenant, "t")
+    table = quote(Recipient._meta.db_table)
+    # _claimable(now), in SQL: due and waiting, or leased by a worker whose lease ran out.
+    sql = (
+        f"WITH picked AS (SELECT id FROM {table} "
+        "WHERE (status IN (%s, %s) AND next_attempt_at <= %s AND NOT effects_pending) "
+        "OR (status = %s AND lease_until < %s) "
+        "ORDER BY next_attempt_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+        f"UPDATE {table} r SET status = %s, lease_until = %s "
+        f"FROM picked, {quote(Message._meta.db_table)} m, {quote(Tenant._meta.db_table)} t "
+        "WHERE r.id = picked.id AND m.id = r.message_id AND t.id = m.tenant_id "
+        f"RETURNING {recipient_cols.sql(connection)}, {message_cols.sql(connection)}, {tenant_cols.sql(connection)}"
+    )
+    return sql, (recipient_cols, message_cols, tenant_cols)
+
+
+def _claim_due_orm(lease, now, limit):
+    """claim_due on databases other than PostgreSQL (the SQLite development default)."""
     with transaction.atomic():
         ids = list(
             Recipient.objects.select_for_update(skip_locked=True)
