@@ -40,8 +40,10 @@ class DKIMSigningError(Exception):
 
 
 @lru_cache(maxsize=512)
-def _private_key(pem_digest, pem):
-    """Loaded keys, cached by the digest of their PEM (parsing costs more than signing)."""
+def _private_key(pem):
+    """Loaded keys, cached by their PEM (parsing costs more than signing). The PEM usually is
+    the same bytes object every time (domains.services caches the decrypted key), whose hash
+    Python computes once."""
     try:
         key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError) as exc:
@@ -52,7 +54,7 @@ def _private_key(pem_digest, pem):
 
 
 def load_private_key(pem: bytes):
-    return _private_key(hashlib.sha256(pem).digest(), pem)
+    return _private_key(bytes(pem))
 
 
 def normalize_line_endings(raw: bytes) -> bytes:

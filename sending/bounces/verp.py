@@ -19,6 +19,7 @@ import base64
 import hashlib
 import hmac
 import re
+from functools import lru_cache
 
 PREFIX = "b"
 FEEDBACK_LOCAL_PART = "fbl"
@@ -33,12 +34,18 @@ def _key(secret: str | None) -> bytes:
         from django.conf import settings
 
         secret = settings.SECRET_KEY
+    return _derived_key(secret)
+
+
+@lru_cache(maxsize=8)
+def _derived_key(secret: str) -> bytes:
     return hashlib.sha256(b"dispatch-verp:" + secret.encode()).digest()
 
 
 def _tag(recipient_id: int, secret: str | None) -> str:
     digest = hmac.new(_key(secret), f"verp:{recipient_id}".encode(), hashlib.sha256).digest()
-    return base64.b32encode(digest).decode().lower()[:TAG_LENGTH]
+    # The first 10 base-32 characters depend on the first 7 bytes only; 10 bytes encode unpadded.
+    return base64.b32encode(digest[:10]).decode().lower()[:TAG_LENGTH]
 
 
 def _base36(number: int) -> str:

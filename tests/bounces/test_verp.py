@@ -52,3 +52,10 @@ def test_feedback_address():
     assert verp.is_feedback_address("<FBL@bounces.example.com>")
     assert not verp.is_feedback_address("b-1-aaaaaaaaaa@bounces.example.com")
     assert verp.return_path_domain_of("b-1-aaaaaaaaaa@Bounces.Example.com") == "bounces.example.com"
+
+
+def test_the_format_is_stable_so_bounces_of_mail_sent_before_an_upgrade_still_decode():
+    # A bounce can arrive days after the message left: the tag derivation must never change.
+    address = "b-21i3v9-k3teauiz2t@bounces.example.com"
+    assert verp.encode(123456789, "bounces.example.com", secret="known-secret") == address
+    assert verp.decode(address, secret="known-secret") == 123456789
