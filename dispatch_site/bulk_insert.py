@@ -55,15 +55,13 @@ def _single_row_statement(model, connection):
         meta = model._meta
         pk = meta.pk
         auto_pk = pk if pk.get_internal_type() in _AUTO_KEYS else None
-        fields = [f for f in meta.concrete_fields if not f.generated]
+        # An auto key is left out: the column's sequence gives it, returned as bulk_create's is.
+        fields = [f for f in meta.concrete_fields if not f.generated and f is not auto_pk]
         quote = connection.ops.quote_name
         sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
                f"VALUES ({', '.join(['%s'] * len(fields))})")
         if auto_pk is not None:
-            # DEFAULT instead of a NULL key: the column's sequence gives it, returned like bulk_create's.
-            sql = (f"INSERT INTO {quote(meta.db_table)} "
-                   f"({', '.join(quote(f.column) for f in fields if f is not pk)}) "
-                   f"VALUES ({', '.join(['%s'] * (len(fields) - 1))}) RETURNING {quote(pk.column)}")
+            sql += f" RETURNING {quote(pk.column)}"
         _single_row_sql[key] = (sql, fields, auto_pk)
     return _single_row_sql[key]
 
@@ -74,7 +72,7 @@ def _insert_one(obj, connection):
         # A preset key on an auto-key model (rare: fixtures, imports): let bulk_create handle it.
         type(obj)._default_manager.db_manager(connection.alias).bulk_create([obj])
         return
-    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields if f is not auto_pk]
+    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         if auto_pk is not None:

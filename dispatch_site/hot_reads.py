@@ -48,14 +48,28 @@ class Columns:
         return len(self.fields)
 
 
+def build_row(row, parts, connection):
+    """One instance per Columns of `parts`, from consecutive slices of `row`."""
+    instances, start = [], 0
+    for columns in parts:
+        instances.append(columns.build(row[start : start + len(columns)], connection))
+        start += len(columns)
+    return instances
+
+
+def _field_converters(field, alias, connection):
+    """(converters, expression): what the ORM applies to a value of `field` read from the database."""
+    expression = field.get_col(alias)
+    return connection.ops.get_db_converters(expression) + expression.get_db_converters(connection), expression
+
+
 @lru_cache(maxsize=None)
 def _converters_of(model, alias, using, exclude=()):
     connection = connections[using]
     out = []
     fields = (f for f in model._meta.concrete_fields if not f.generated and f.name not in exclude)
     for index, field in enumerate(fields):
-        expression = field.get_col(alias)
-        converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+        converters, expression = _field_converters(field, alias, connection)
         if converters:
             out.append((index, converters, expression))
     return tuple(out)
@@ -63,6 +77,12 @@ def _converters_of(model, alias, using, exclude=()):
 
 def _connection(model):
     return connections[router.db_for_read(model)]
+
+
+def _fetch_one(connection, sql, params):
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def _param(model, field_name, value, connection):
@@ -94,16 +114,11 @@ def credential_with_tenant_and_plan(name):
     from tenants.models import Credential, Tenant
 
     connection = _connection(Credential)
-    sql, (credential_cols, tenant_cols, plan_cols) = _credential_sql(connection.alias)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [name])
-        row = cursor.fetchone()
+    sql, parts = _credential_sql(connection.alias)
+    row = _fetch_one(connection, sql, [name])
     if row is None:
         return None
-    a, b = len(credential_cols), len(credential_cols) + len(tenant_cols)
-    credential = credential_cols.build(row[:a], connection)
-    tenant = tenant_cols.build(row[a:b], connection)
-    plan = plan_cols.build(row[b:], connection)
+    credential, tenant, plan = build_row(row, parts, connection)
     Tenant._meta.get_field("plan").set_cached_value(tenant, plan)
     Credential._meta.get_field("tenant").set_cached_value(credential, tenant)
     return credential
@@ -131,9 +146,7 @@ def domain_of_tenant_by_name(tenant, name):
 
     connection = _connection(Domain)
     sql, columns = _domain_sql(connection.alias)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [_param(Domain, "tenant", tenant.pk, connection), name])
-        row = cursor.fetchone()
+    row = _fetch_one(connection, sql, [_param(Domain, "tenant", tenant.pk, connection), name])
     if row is None:
         return None
     domain = columns.build(row, connection)
@@ -154,8 +167,7 @@ def _endpoints_sql(using):
         f"WHERE e.{quote(Endpoint._meta.get_field('tenant').column)} = %s "
         f"AND e.{quote(Endpoint._meta.get_field('enabled').column)}"
     )
-    expression = events.get_col("e")
-    converters = connection.ops.get_db_converters(expression) + expression.get_db_converters(connection)
+    converters, expression = _field_converters(events, "e", connection)
     return sql, converters, expression
 
 

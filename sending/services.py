@@ -445,6 +445,8 @@ class MessageHead:
     def __contains__(self, name):
         name = name.lower()
         return any(n.lower() == name for n, _ in self._fields)
+
+
 _ATTACHMENT_RE = re.compile(rb"(?im)^content-disposition:[ \t]*attachment")
 _STRIPPED_SMTP_HEADERS = (b"bcc", b"return-path")
 

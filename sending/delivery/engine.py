@@ -141,26 +141,27 @@ def claim_due(limit=None):
     limit = limit or settings.DISPATCH_DELIVERY_BATCH_SIZE
     if db_connection.vendor != "postgresql":
         return _claim_due_orm(lease, now, limit)
-    sql, (recipient_cols, message_cols, tenant_cols) = _claim_due_sql(db_connection.alias)
+    sql, parts = _claim_due_sql(db_connection.alias)
     lease_value = Recipient._meta.get_field("lease_until").get_db_prep_value(lease, db_connection)
     now_value = Recipient._meta.get_field("next_attempt_at").get_db_prep_value(now, db_connection)
     with db_connection.cursor() as cursor:
         cursor.execute(sql, [Status.QUEUED, Status.DEFERRED, now_value, Status.SENDING, now_value, limit,
                              Status.SENDING, lease_value])
         rows = cursor.fetchall()
+    # One object per message and per tenant, as load_recipients gives them; a message's columns
+    # repeat on each of its recipients' rows but are turned into an object once.
+    recipient_cols, message_cols, tenant_cols = parts
     a, b = len(recipient_cols), len(recipient_cols) + len(message_cols)
     messages, tenants, recipients = {}, {}, []
     for row in rows:
         recipient = recipient_cols.build(row[:a], db_connection)
-        message = messages.get(recipient.message_id)
-        if message is None:
+        if recipient.message_id not in messages:
             message = messages[recipient.message_id] = message_cols.build(row[a:b], db_connection)
-            tenant = tenants.get(message.tenant_id)
-            if tenant is None:
-                tenant = tenants[message.tenant_id] = tenant_cols.build(row[b:], db_connection)
-            message.tenant = tenant
-        recipient.message = message
-        recipient.tenant = tenants[recipient.tenant_id]
+            if message.tenant_id not in tenants:
+                tenants[message.tenant_id] = tenant_cols.build(row[b:], db_connection)
+            message.tenant = tenants[message.tenant_id]
+        recipient.message = messages[recipient.message_id]
+        recipient.tenant = recipient.message.tenant
         recipients.append(recipient)
     return lease, recipients
 
