@@ -35,8 +35,7 @@ class Message(TenantOwnedModel):
     # per message carries no index another one already serves: the tenant's lookups lead with
     # tenant_id in the composite indexes below (see migration 0009).
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
-    # Unique through a constraint, not unique=True, which would add a LIKE index nobody uses.
-    message_id = models.CharField(max_length=255, help_text="Message-ID without angle brackets.")
+    message_id = models.CharField(max_length=255, unique=True, help_text="Message-ID without angle brackets.")
     header_message_id = models.CharField(
         max_length=255, blank=True,
         help_text="The client's own Message-ID header (SMTP), when it differs from message_id; "
@@ -73,7 +72,6 @@ class Message(TenantOwnedModel):
                 condition=~models.Q(header_message_id=""),
             ),
         ]
-        constraints = [models.UniqueConstraint(fields=["message_id"], name="message_message_id_unique")]
 
     def __str__(self):
         return self.message_id

@@ -34,3 +34,15 @@ def test_bodies_of_every_size_read_back_intact(tenant, size):
         # Stored without compression, inline or not: the stored size is the body's own.
         cursor.execute("SELECT pg_column_size(body) FROM sending_message WHERE id = %s", [message.pk])
         assert cursor.fetchone()[0] >= size
+
+
+def test_per_message_tables_carry_no_index_another_one_already_serves():
+    """Migration 0009: every index on these tables is written on each insert and on each non-HOT
+    update (a recipient row gets three). The unique index of message_id stays."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE tablename IN ('sending_message', 'sending_recipient', 'webhooks_event')")
+        names = {row[0] for row in cursor.fetchall()}
+    assert "sending_message_message_id_key" in names  # uniqueness kept
+    assert not any(name.endswith("_like") for name in names)
+    assert not [name for name in names if name.endswith(("tenant_id_fecf377c", "tenant_id_90ac0559", "tenant_id_fb0ab879"))]
+    assert {"message_tenant_queued", "recipient_tenant_email_ci", "webhooks_event_tenant_created", "recipient_status_next"} <= names
