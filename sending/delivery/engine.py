@@ -15,9 +15,9 @@ import logging
 import random
 import time
 from collections import Counter, deque
-from functools import lru_cache
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection as db_connection, connections, transaction
@@ -176,7 +176,8 @@ def _claim_due_sql(using):
     message_cols = Columns(Message, "m", exclude=("body",))
     tenant_cols = Columns(Tenant, "t")
     table = quote(Recipient._meta.db_table)
-    # _claimable(now), in SQL: due and waiting, or leased by a worker whose lease ran out.
+    # _claimable(now), in SQL (keep the two in step): due and waiting, or leased by a worker whose
+    # lease ran out. tests/delivery/test_claim_due.py checks each case of it.
     sql = (
         f"WITH picked AS (SELECT id FROM {table} "
         "WHERE (status IN (%s, %s) AND next_attempt_at <= %s AND NOT effects_pending) "
