@@ -34,7 +34,12 @@ class Message(TenantOwnedModel):
     # Every index is written on each INSERT and on each UPDATE that is not HOT, so a table written
     # per message carries no index another one already serves: the tenant's lookups lead with
     # tenant_id in the composite indexes below (see migration 0009).
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    # No database-level foreign keys to the tenant or the credential on the per-message tables
+    # (db_constraint=False; Django still cascades deletes): every INSERT checked its key with a
+    # SELECT ... FOR KEY SHARE on the ONE tenant row, so all of a tenant's concurrent submissions
+    # and deliveries locked the same row (a MultiXact per lock) — measurable PostgreSQL CPU per
+    # message. The keys come from the authenticated tenant, never from input (migration 0010).
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
     message_id = models.CharField(max_length=255, unique=True, help_text="Message-ID without angle brackets.")
     header_message_id = models.CharField(
         max_length=255, blank=True,
@@ -42,7 +47,8 @@ class Message(TenantOwnedModel):
         "kept for correlating complaints and bounces that quote the original headers.",
     )
     source = models.CharField(max_length=8, choices=Source.choices, default=Source.API)
-    credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    credential = models.ForeignKey(Credential, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                                   db_constraint=False)
     from_address = models.CharField(max_length=320, help_text="addr-spec; the domain is lower-cased.")
     from_header = models.CharField(max_length=998, help_text="From as given (display name allowed).")
     subject = models.CharField(max_length=998, blank=True)
@@ -99,7 +105,7 @@ class Recipient(models.Model):
     id = models.BigAutoField(primary_key=True)
     # Indexed by recipient_tenant_email_ci, which leads with tenant_id; a recipient row is updated
     # three times on its way out, never as a HOT update, so each spare index costs four writes.
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="recipients")
     email = models.CharField(max_length=320)
     domain = models.CharField(max_length=255, help_text="Lower-case ASCII (punycode) domain: the batching key.")
@@ -161,7 +167,7 @@ class DeliveryAttempt(models.Model):
         FAILED = "failed"
 
     id = models.BigAutoField(primary_key=True)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_constraint=False)
     recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="delivery_attempts")
     started_at = models.DateTimeField(default=timezone.now)
     duration_ms = models.PositiveIntegerField(default=0)

@@ -52,7 +52,8 @@ class Event(TenantOwnedModel):
     """One event as it happened, stored before any delivery is attempted."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)  # see indexes
+    # db_index: see indexes; db_constraint: as on sending.Message (one tenant row locked per INSERT)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
     type = models.CharField(max_length=40)
     payload = models.JSONField(encoder=DjangoJSONEncoder)
     created_at = models.DateTimeField(default=timezone.now)
