@@ -8,6 +8,7 @@ pure-Python RSA. Verification stays with dkimpy (tests) and the receiving side.
 """
 import base64
 import hashlib
+import re
 import time
 from functools import lru_cache
 
@@ -85,8 +86,8 @@ def canonical_body(body: bytes) -> bytes:
     return correct_empty_body(strip_trailing_lines(body))
 
 
-def _include_headers(headers):
-    present = [name.lower() for name, _ in headers if name.lower() in SIGNED_HEADERS]
+def _include_headers(names):
+    present = [name for name in names if name in SIGNED_HEADERS]
     if b"from" not in present:
         raise DKIMSigningError("the message has no From header")
     extra = []
@@ -96,12 +97,43 @@ def _include_headers(headers):
     return present + extra
 
 
+_FOLD = re.compile(b"\r?\n")  # dkim.canonicalization's patterns, compiled once
+_WSP = re.compile(b"[\t ]+")
+
+
+def _relaxed_value(value):
+    """Relaxed canonicalisation of one header value, as dkimpy's: unfold, compress runs of
+    WSP, strip. A one-line value without tabs or double spaces (nearly all) needs only the strip."""
+    if value.endswith(b"\r\n") and value.count(b"\n") == 1 and b"\t" not in value and b"  " not in value:
+        return value.strip() + b"\r\n"
+    return _WSP.sub(b" ", _FOLD.sub(b"", value)).strip() + b"\r\n"
+
+
+def hash_signed_headers(hasher, headers, names, include, sigheader):
+    """dkimpy.hash_headers(hasher, relaxed, relaxed.canonicalize_headers(headers), include,
+    sigheader, None) for the headers of rfc822_parse (`names`: theirs, lower case): only the
+    selected headers are canonicalised, with the patterns compiled once."""
+    lastindex = {}
+    for name in include:  # dkimpy.select_headers: the last unused instance of each name
+        i = lastindex.get(name, len(names))
+        while i > 0:
+            i -= 1
+            if names[i] == name:
+                hasher.update(name + b":" + _relaxed_value(headers[i][1]))
+                break
+        lastindex[name] = i
+    name, value = sigheader
+    hasher.update(name.lower().rstrip() + b":" + _relaxed_value(dkimpy.RE_BTAG.sub(b"\\1", value)).rstrip())
+
+
 def dkim_sign(raw: bytes, *, domain: str, selector: str, private_key_pem: bytes, timestamp: int | None = None) -> bytes:
     """Return `raw` (line endings normalised to CRLF) with a DKIM-Signature header prepended."""
     raw = normalize_line_endings(raw)
     key = load_private_key(private_key_pem)
     headers, body = split_message(raw)
-    include = _include_headers(headers)
+    # rfc822_parse's names have no whitespace: lower() is the relaxed canonical name
+    names = [name.lower() for name, _ in headers]
+    include = _include_headers(names)
 
     body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
     stamp = str(int(timestamp if timestamp is not None else time.time()))
@@ -110,17 +142,18 @@ def dkim_sign(raw: bytes, *, domain: str, selector: str, private_key_pem: bytes,
     head = (
         f"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d={domain}; s={selector};\r\n"
         f"\tt={stamp}; bh={body_hash.decode('ascii')};\r\n"
-        f"\th={_fold_list(include)};\r\n"
+        f"\th={_fold_list(tuple(include))};\r\n"
         "\tb="
     ).encode("ascii")
     name, _, value = head.partition(b":")
     hasher = hashlib.sha256()
-    dkimpy.hash_headers(hasher, _POLICY, _POLICY.canonicalize_headers(headers), include, (name, value), None)
+    hash_signed_headers(hasher, headers, names, include, (name, value))
     signature = base64.b64encode(key.sign(hasher.digest(), padding.PKCS1v15(), Prehashed(hashes.SHA256())))
     folded = b"\r\n\t".join(signature[i : i + 72] for i in range(0, len(signature), 72))
     return head + folded + b"\r\n" + raw
 
 
+@lru_cache(maxsize=256)  # a handful of header sets, folded once each
 def _fold_list(names):
     lines, line = [], []
     for item in names:

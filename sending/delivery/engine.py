@@ -280,17 +280,17 @@ class _Context:
         messages too, up to a byte budget, so a batch of one-recipient messages costs one query."""
         if message.id not in self._bodies:
             self._bodies.clear()  # keep one round's bodies in memory, not the whole batch's
-            wanted, size = [], 0
+            wanted, size = {}, 0  # a dict: ordered, and a cheap membership test
             for other in upcoming:
                 if other.id in wanted:
                     continue
                 if wanted and size + other.body_size_bytes > _BODY_BUDGET:
                     break
-                wanted.append(other.id)
+                wanted[other.id] = None
                 size += other.body_size_bytes
             if message.id not in wanted:
-                wanted.insert(0, message.id)
-            for message_id, blob in Message.objects.filter(id__in=wanted).values_list("id", "body"):
+                wanted = {message.id: None, **wanted}
+            for message_id, blob in Message.objects.filter(id__in=list(wanted)).values_list("id", "body"):
                 self._bodies[message_id] = blob
         blob = self._bodies.get(message.id)
         if blob is None:
@@ -341,7 +341,8 @@ class DomainBatch:
 
         message = recipient.message
         try:
-            body = self.context.body(message, [r.message for r in self.pending])
+            # A generator: the upcoming messages are looked at only when a fetch is due.
+            body = self.context.body(message, (r.message for r in self.pending))
         except crypto.DecryptionError as exc:
             return Result(Outcome.FAILED, None, "5.3.0", f"stored message cannot be decrypted: {exc}")
         if body is None:

@@ -18,10 +18,10 @@ import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import connection as db, transaction
-from django.db.models import Count, Max
 from django.utils import timezone
 
 from dispatch_site.bulk_insert import insert_many
@@ -35,7 +35,6 @@ FLUSH_EVERY = 50
 FLUSH_SECONDS = 1.0
 _TABLE = Recipient._meta.db_table
 _LEASE_FIELD = Recipient._meta.get_field("lease_until")
-_MESSAGE_FIELDS = [Message._meta.get_field(name) for name in ("status", "bounce_type", "delivered_at", "bounced_at", "id")]
 _OUTCOME_OF_STATUS = {
     Status.DELIVERED: Outcome.DELIVERED,
     Status.DEFERRED: Outcome.DEFERRED,
@@ -284,38 +283,60 @@ def _apply_soft_bounce_rule(effect):
 
 
 def refresh_messages(message_ids):
-    """sending.services.message_refresh_status for many messages in three statements: lock the
-    message rows (serialises concurrent refreshes), aggregate their recipients, bulk update."""
-    from sending.services import aggregate_status
-
+    """sending.services.message_refresh_status for many messages, in two fixed statements: lock
+    the message rows, then one UPDATE from the aggregate of their recipients. The lock comes in
+    its own statement on purpose: a concurrent refresh of the same message waits there, and the
+    UPDATE that follows takes a new snapshot (READ COMMITTED) that sees what the other committed.
+    One statement would aggregate from a snapshot taken before the wait and could write a stale
+    status last."""
     ids = sorted(message_ids)
     if not ids:
         return
-    list(Message.objects.select_for_update().filter(id__in=ids).order_by("id").values_list("id", flat=True))
-    rows = (
-        Recipient.objects.filter(message_id__in=ids)
-        .values("message_id", "status", "bounce_type")
-        .annotate(n=Count("id"), delivered=Max("delivered_at"), bounced=Max("bounced_at"))
-    )
-    state = {message_id: ({}, set(), None, None) for message_id in ids}
-    for row in rows:
-        counts, bounce_types, delivered_at, bounced_at = state[row["message_id"]]
-        counts[row["status"]] = counts.get(row["status"], 0) + row["n"]
-        if row["bounce_type"]:
-            bounce_types.add(row["bounce_type"])
-        delivered_at = max(filter(None, [delivered_at, row["delivered"]]), default=None)
-        bounced_at = max(filter(None, [bounced_at, row["bounced"]]), default=None)
-        state[row["message_id"]] = (counts, bounce_types, delivered_at, bounced_at)
-    # executemany (pipelined by psycopg) instead of bulk_update, whose CASE-per-row statement
-    # cost ~3 ms per message.
-    updates = []
-    for message_id, (counts, bounce_types, delivered_at, bounced_at) in state.items():
-        bounce_type = "hard" if "hard" in bounce_types else ("soft" if "soft" in bounce_types else None)
-        values = (aggregate_status(counts), bounce_type, delivered_at, bounced_at, message_id)
-        updates.append([field.get_db_prep_save(value, db) for field, value in zip(_MESSAGE_FIELDS, values)])
-    columns = ", ".join(f"{field.column} = %s" for field in _MESSAGE_FIELDS[:-1])
+    if db.vendor != "postgresql":
+        from sending.services import message_refresh_status
+
+        for message_id in ids:
+            message_refresh_status(message_id=message_id)
+        return
+    lock, update = _refresh_sql()
     with db.cursor() as cursor:
-        cursor.executemany(f"UPDATE {Message._meta.db_table} SET {columns} WHERE id = %s", updates)
+        cursor.execute(lock, [ids])
+        cursor.execute(update, [ids])
+
+
+@lru_cache(maxsize=None)
+def _refresh_sql():
+    """(lock, update) statements of refresh_messages. The CASE is sending.services.aggregate_status
+    in SQL (tests/delivery/test_refresh_messages.py checks them against each other for every mix
+    of recipient states); the bounce type is "hard" if any recipient's is, else "soft" if any."""
+    quote = db.ops.quote_name
+    message, recipient = quote(Message._meta.db_table), quote(Recipient._meta.db_table)
+    q, s, d = (f"count(*) FILTER (WHERE status = '{status}')" for status in (Status.QUEUED, Status.SENDING, Status.DEFERRED))
+    ok, bounced, failed = (f"count(*) FILTER (WHERE status = '{status}')" for status in (Status.DELIVERED, Status.BOUNCED, Status.FAILED))
+    M = Message.Status
+    status = (
+        f"CASE WHEN {q} + {s} + {d} > 0 THEN "
+        f"CASE WHEN {s} + {d} + {ok} + {bounced} + {failed} = 0 THEN '{M.QUEUED}' "
+        f"WHEN {d} > 0 AND {s} = 0 THEN '{M.DEFERRED}' ELSE '{M.SENDING}' END "
+        f"WHEN {ok} + {bounced} + {failed} = 0 THEN '{M.SUPPRESSED}' "
+        f"WHEN {bounced} + {failed} = 0 THEN '{M.DELIVERED}' "
+        f"WHEN {ok} > 0 THEN '{M.PARTIALLY_DELIVERED}' "
+        f"WHEN {bounced} > 0 THEN '{M.BOUNCED}' ELSE '{M.FAILED}' END"
+    )
+    hard, soft = Message.BounceType.HARD, Message.BounceType.SOFT
+    bounce_type = (
+        f"CASE WHEN bool_or(bounce_type = '{hard}') THEN '{hard}' WHEN bool_or(bounce_type = '{soft}') THEN '{soft}' END"
+    )
+    lock = f"SELECT id FROM {message} WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+    update = (
+        f"UPDATE {message} m SET status = a.status, bounce_type = a.bounce_type, "
+        "delivered_at = a.delivered_at, bounced_at = a.bounced_at "
+        f"FROM (SELECT message_id, {status} AS status, {bounce_type} AS bounce_type, "
+        "max(delivered_at) AS delivered_at, max(bounced_at) AS bounced_at "
+        f"FROM {recipient} WHERE message_id = ANY(%s) GROUP BY message_id) a "
+        "WHERE m.id = a.message_id"
+    )
+    return lock, update
 
 
 def replay_pending_effects(*, now=None, limit=1000):
