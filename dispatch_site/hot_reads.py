@@ -1,10 +1,10 @@
 """Fixed-SQL reads for the submission hot path.
 
 Django compiles a queryset's SQL again on every evaluation. For the reads that every /send and
-every SMTP message make (the credential with its tenant and plan, the sending domain — with the
-recipients' suppressions in the same statement for a single message —, the tenant's enabled
-webhook endpoints) compiling cost more client CPU than PostgreSQL spent
-answering (bench/README.md, "Third pass"). Their SQL is written once here instead: column lists
+every SMTP message make (the credential with its tenant and plan, the sending domain, the
+tenant's enabled webhook endpoints) compiling cost more client CPU than PostgreSQL spent
+answering (bench/README.md, "Third pass"); a single /send reads its domain and its recipients'
+suppressions in one statement, one round trip instead of two. Their SQL is written once here instead: column lists
 come from the models' metadata, and rows become model instances through `Model.from_db` with the
 fields' database converters applied, so callers get exactly what the ORM would have given them.
 A constant statement text also stays prepared under server-side binding.
