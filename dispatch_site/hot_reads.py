@@ -3,7 +3,8 @@
 Django compiles a queryset's SQL again on every evaluation. For the reads that every /send and
 every SMTP message make (the credential with its tenant and plan, the sending domain, the
 tenant's enabled webhook endpoints) compiling cost more client CPU than PostgreSQL spent
-answering (bench/README.md, "Third pass"). Their SQL is written once here instead: column lists
+answering (bench/README.md, "Third pass"); a single /send reads its domain and its recipients'
+suppressions in one statement, one round trip instead of two. Their SQL is written once here instead: column lists
 come from the models' metadata, and rows become model instances through `Model.from_db` with the
 fields' database converters applied, so callers get exactly what the ORM would have given them.
 A constant statement text also stays prepared under server-side binding.
@@ -152,6 +153,49 @@ def domain_of_tenant_by_name(tenant, name):
     domain = columns.build(row, connection)
     Domain._meta.get_field("tenant").set_cached_value(domain, tenant)
     return domain
+
+
+@lru_cache(maxsize=None)
+def _domain_and_suppressed_sql(using):
+    from sending.models import Suppression
+
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    domain_sql, columns = _domain_sql(using)
+    # One row whether or not the domain exists: its columns (NULL when absent) and the array of
+    # suppressed addresses. `= ANY(array)` keeps one statement text for any number of recipients.
+    sql = (
+        f"SELECT d.*, ARRAY(SELECT s.{quote(Suppression._meta.get_field('email').column)} "
+        f"FROM {quote(Suppression._meta.db_table)} s "
+        f"WHERE s.{quote(Suppression._meta.get_field('tenant').column)} = %s "
+        f"AND s.{quote(Suppression._meta.get_field('email').column)} = ANY(%s::text[])) "
+        f"FROM (SELECT 1) one LEFT JOIN LATERAL ({domain_sql}) d ON true"
+    )
+    return sql, columns
+
+
+def domain_and_suppressed(tenant, name, emails):
+    """(`domain_of_tenant_by_name(tenant, name)`, `suppressed_among(tenant=tenant, emails=emails)`)
+    in one round trip: a single message's two lookups (sending.services.Lookups.prefetch)."""
+    from domains.models import Domain
+    from sending.models import Suppression
+    from sending.suppressions import suppressed_among
+
+    connection = _connection(Domain)
+    if connection.vendor != "postgresql":  # the development default, SQLite: two queries
+        return domain_of_tenant_by_name(tenant, name), suppressed_among(tenant=tenant, emails=emails)
+    sql, columns = _domain_and_suppressed_sql(connection.alias)
+    keys = sorted({e.lower() for e in emails})
+    row = _fetch_one(connection, sql, [
+        _param(Suppression, "tenant", tenant.pk, connection), keys,
+        _param(Domain, "tenant", tenant.pk, connection), name,
+    ])
+    suppressed = set(row[-1])
+    if row[columns.attnames.index(Domain._meta.pk.attname)] is None:  # no such domain
+        return None, suppressed
+    domain = columns.build(row[:-1], connection)
+    Domain._meta.get_field("tenant").set_cached_value(domain, tenant)
+    return domain, suppressed
 
 
 @lru_cache(maxsize=None)

@@ -91,6 +91,9 @@ if _db["ENGINE"].endswith("sqlite3"):
     # and take the write lock at BEGIN so two writers never deadlock on upgrade.
     _db["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"}
 else:
+    # Django's backend with a health check of reused connections that needs no round trip
+    # (dispatch_site/postgresql/base.py).
+    _db["ENGINE"] = "dispatch_site.postgresql"
     _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _db["CONN_HEALTH_CHECKS"] = True
     # Server-side binding: parameters travel separately from the SQL, and psycopg prepares a

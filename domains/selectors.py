@@ -27,10 +27,19 @@ def sending_domain_for(*, tenant, address):
     Exact match only: mail from news.example.com needs news.example.com itself to be verified;
     a verified example.com does not cover its subdomains. The domain must be verified, or in its
     warning grace period (see Domain.is_usable)."""
-    domain_name = domain_of_address(parseaddr(address or "")[1] or address)
+    domain_name = sending_domain_name(address)
     if domain_name is None:
         return None
-    domain = hot_reads.domain_of_tenant_by_name(tenant, domain_name)
+    return usable_sending_domain(hot_reads.domain_of_tenant_by_name(tenant, domain_name))
+
+
+def sending_domain_name(address):
+    """The name of the sending domain that `address` needs, or None if it has no valid domain."""
+    return domain_of_address(parseaddr(address or "")[1] or address)
+
+
+def usable_sending_domain(domain):
+    """`domain` (read by name) if mail may be sent from it now, else None."""
     if domain is None or not domain.is_usable(timezone.now()):
         return None
     return domain

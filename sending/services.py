@@ -23,7 +23,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
-from dispatch_site import crypto
+from dispatch_site import crypto, hot_reads
 from dispatch_site.bulk_insert import insert_many
 from dispatch_site.errors import (
     Conflict,
@@ -148,6 +148,18 @@ class Lookups:
         if key not in self._domains:
             self._domains[key] = sending_domain_for(tenant=self.tenant, address=address)
         return self._domains[key]
+
+    def prefetch(self, address, emails):
+        """A single message's two lookups — the domain of `address` and the suppressions among
+        `emails` — in one query (one round trip less per /send), unless already known."""
+        from domains.selectors import sending_domain_name, usable_sending_domain
+
+        key = domain_of(address)
+        name = sending_domain_name(address)
+        if name is None or key in self._domains or self._suppressed is not None:
+            return
+        domain, self._suppressed = hot_reads.domain_and_suppressed(self.tenant, name, emails)
+        self._domains[key] = usable_sending_domain(domain)
 
     def preload_suppressions(self, emails):
         self._suppressed = suppressed_among(tenant=self.tenant, emails=emails)
@@ -321,6 +333,7 @@ def prepare_api_message(*, tenant, request: SendRequest, lookups: Lookups) -> Pr
         has_attachments=bool(request.attachments), tags=tags, metadata=metadata,
         template_ref=request.template_id or "",
     )
+    lookups.prefetch(sender.addr_spec, [r.email for r in recipients])
     check_submission(tenant=tenant, prepared=prepared, lookups=lookups)
     return prepared
 

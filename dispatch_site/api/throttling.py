@@ -63,20 +63,57 @@ def _account_digest(account):
     return hashlib.sha256(account.strip().lower().encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def _run(build):
-    """Run a pipeline built by `build(pipe)`; None when Redis is unavailable (fail open)."""
+# KEYS: the IP counter, then optionally the account counter and the known-source mark.
+# Returns {ip count, ip TTL[, account count, account TTL, known-source TTL]} (a count is nil when
+# absent). One script instead of a MULTI of five commands: the same single round trip, but every
+# authenticated request runs it, and one command costs both sides less CPU than seven.
+_CHECK = """
+local out = {redis.call('GET', KEYS[1]), redis.call('TTL', KEYS[1])}
+if KEYS[2] then
+  out[3] = redis.call('GET', KEYS[2])
+  out[4] = redis.call('TTL', KEYS[2])
+  out[5] = redis.call('TTL', KEYS[3])
+end
+return out
+"""
+_check_script = None
+
+
+def _call(operation):
+    """`operation(client)`; None when Redis is unavailable (fail open)."""
     client = _redis.client()
     if client is None:
         return None
     from redis.exceptions import RedisError
 
     try:
-        with client.pipeline(transaction=True) as pipe:
-            build(pipe)
-            return pipe.execute()
+        return operation(client)
     except (RedisError, OSError) as exc:
         _redis.failed(exc)
         return None
+
+
+def _run(build):
+    """Run a MULTI/EXEC pipeline built by `build(pipe)`; None when Redis is unavailable."""
+
+    def execute(client):
+        with client.pipeline(transaction=True) as pipe:
+            build(pipe)
+            return pipe.execute()
+
+    return _call(execute)
+
+
+def _read_counters(keys):
+    """The check script's answer for `keys`; None when Redis is unavailable."""
+
+    def execute(client):
+        global _check_script
+        if _check_script is None:
+            _check_script = client.register_script(_CHECK)
+        return _check_script(keys=keys, client=client)
+
+    return _call(execute)
 
 
 class LoginAttempt:
@@ -98,16 +135,8 @@ class LoginAttempt:
     def check(self):
         """Raise RateLimited (429, Retry-After) when the IP, or the account from an unknown
         source, is over its limit."""
-
-        def build(pipe):
-            pipe.get(self.ip_key)
-            pipe.ttl(self.ip_key)
-            if self.account_key:
-                pipe.get(self.account_key)
-                pipe.ttl(self.account_key)
-                pipe.ttl(self.known_key)
-
-        result = _run(build)
+        keys = [self.ip_key, self.account_key, self.known_key] if self.account_key else [self.ip_key]
+        result = _read_counters(keys)
         if result is None:
             return
         blocked = []

@@ -52,6 +52,29 @@ def test_the_domain_is_read_only_from_its_own_tenant(tenant, other_tenant):
     assert hot_reads.domain_of_tenant_by_name(tenant, "other.example") is None
 
 
+def test_a_messages_domain_and_suppressions_come_in_one_query_as_the_two_reads_give_them(tenant, other_tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from sending.suppressions import suppressed_among, suppression_add
+
+    mine = domain_services.domain_create(tenant=tenant, name="shared-name.example")
+    domain_services.domain_create(tenant=other_tenant, name="only-theirs.example")
+    suppression_add(tenant=tenant, email="Gone@Example.org")
+    suppression_add(tenant=other_tenant, email="theirs@example.org")
+    emails = ["gone@example.org", "GONE@example.org", "theirs@example.org", "fine@example.org"]
+    with CaptureQueriesContext(connection) as queries:
+        domain, suppressed = hot_reads.domain_and_suppressed(tenant, "shared-name.example", emails)
+    assert len(queries.captured_queries) == 1
+    assert every_field(domain) == every_field(hot_reads.domain_of_tenant_by_name(tenant, "shared-name.example"))
+    assert domain.pk == mine.pk and domain.tenant is tenant
+    assert suppressed == suppressed_among(tenant=tenant, emails=emails) == {"gone@example.org"}
+    # Another tenant's domain is no domain; no suppression and no recipients are answers too.
+    assert hot_reads.domain_and_suppressed(tenant, "only-theirs.example", emails) == (None, {"gone@example.org"})
+    assert hot_reads.domain_and_suppressed(tenant, "shared-name.example", ["fine@example.org"])[1] == set()
+    assert hot_reads.domain_and_suppressed(other_tenant, "nothing.example", []) == (None, set())
+
+
 def test_only_the_tenants_enabled_endpoints_are_listed(tenant, other_tenant):
     on = Endpoint.objects.create(tenant=tenant, url="https://hooks.example/a", events=["sent", "delivered"], secret_encrypted=b"x")
     Endpoint.objects.create(tenant=tenant, url="https://hooks.example/b", events=["sent"], enabled=False, secret_encrypted=b"x")
