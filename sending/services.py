@@ -12,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from email.headerregistry import Address, HeaderRegistry
+from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime
@@ -38,7 +38,7 @@ from dispatch_site.errors import (
 )
 
 from . import events, mime
-from .addresses import InvalidAddress, domain_of, normalize_address, parse_mailbox
+from .addresses import InvalidAddress, domain_of, normalize_address, parse_mailbox, simple_address_list
 from .dkim import normalize_line_endings
 from .models import IdempotencyKey, Message, Recipient
 from .suppressions import suppressed_among
@@ -437,10 +437,15 @@ class MessageHead:
     included, was a quarter of the gateway's submission path). The fields are split by the
     compat32 parser, whose header splitting is the default policy's (`header_source_parse` is
     the same code); `_HEADER_POLICY.header_fetch_parse` then does what reading a header from an
-    EmailMessage does. The same read-only API as email.message.Message for what we use."""
+    EmailMessage does. The same read-only API as email.message.Message for what we use, plus
+    `address_lists` and `text`, which skip the parser for the common simple values."""
 
     def __init__(self, raw: bytes):
-        self._fields = _RAW_HEADER_PARSER.parsebytes(raw)._headers
+        # Only the header block is handed to the parser (perf: it would split the whole body
+        # into lines too). The header section ends at or before the first empty line, so the
+        # fields are the same.
+        end = raw.find(b"\r\n\r\n")
+        self._fields = _RAW_HEADER_PARSER.parsebytes(raw if end == -1 else raw[: end + 4])._headers
 
     def get_all(self, name, failobj=None):
         name = name.lower()
@@ -457,6 +462,37 @@ class MessageHead:
     def __contains__(self, name):
         name = name.lower()
         return any(n.lower() == name for n, _ in self._fields)
+
+    def address_lists(self, name):
+        """For each `name` field (an address-list header), its [(display_name, addr_spec)] as
+        `get_all(name)[i].addresses` gives them."""
+        lists = []
+        for field_name, value in self._fields:
+            if field_name.lower() == name.lower():
+                found = simple_address_list(_unfold(value))
+                if found is None:
+                    found = [(a.display_name, a.addr_spec) for a in _parse_header(field_name, value).addresses]
+                lists.append(found)
+        return lists
+
+    def text(self, name):
+        """`str(get(name, ""))`. An unstructured field in ASCII without encoded words reads as
+        its unfolded value, so it is not parsed."""
+        name = name.lower()
+        for field_name, value in self._fields:
+            if field_name.lower() == name:
+                unfolded = _unfold(value)
+                if unfolded.isascii() and "=?" not in unfolded and issubclass(
+                    _HEADER_POLICY.header_factory[field_name], UnstructuredHeader
+                ):
+                    return unfolded
+                return str(_parse_header(field_name, value))
+        return ""
+
+
+def _unfold(value):
+    """What policy.default.header_fetch_parse does to a value before parsing it."""
+    return value.replace("\r", "").replace("\n", "")
 
 
 _ATTACHMENT_RE = re.compile(rb"(?im)^content-disposition:[ \t]*attachment")
@@ -547,7 +583,7 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
     tags = _control_json(headers, "X-Dispatch-Tags", list, comma_list=True)
     metadata = _control_json(headers, "X-Dispatch-Metadata", dict)
     template_ref = str(headers.get("X-Dispatch-Template", "") or "").strip()
-    subject = _undo_surrogates(str(headers.get("Subject", "") or ""))
+    subject = _undo_surrogates(headers.text("Subject"))
     if template_ref:
         variables = _control_json(headers, "X-Dispatch-Template-Variables", dict)
         raw, subject = _apply_template(tenant=tenant, raw=raw, template_ref=template_ref, subject=subject, variables=variables)
@@ -571,15 +607,16 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
 
 
 def _single_from(headers) -> Address:
-    values = headers.get_all("From") or []
+    values = headers.address_lists("From")
     if len(values) != 1:
         raise InvalidAddress("The message must have exactly one From header.", details={"from": ["exactly one From header"]})
-    addresses = values[0].addresses
+    addresses = values[0]
     if len(addresses) != 1:
         raise InvalidAddress("From must name exactly one mailbox.", details={"from": ["exactly one mailbox"]})
-    addr = normalize_address(addresses[0].addr_spec, field="from")
+    display_name, addr_spec = addresses[0]
+    addr = normalize_address(addr_spec, field="from")
     local, _, domain = addr.rpartition("@")
-    return Address(display_name=_undo_surrogates(addresses[0].display_name or ""), username=local, domain=domain)
+    return Address(display_name=_undo_surrogates(display_name or ""), username=local, domain=domain)
 
 
 def _undo_surrogates(text):
@@ -589,10 +626,10 @@ def _undo_surrogates(text):
 
 def _header_addresses(headers, name):
     found = []
-    for value in headers.get_all(name) or []:
-        for address in getattr(value, "addresses", ()):
+    for addresses in headers.address_lists(name):
+        for _, addr_spec in addresses:
             try:
-                found.append(normalize_address(address.addr_spec, field=name.lower()))
+                found.append(normalize_address(addr_spec, field=name.lower()))
             except InvalidAddress:
                 logger.info("ignoring unparsable %s address in SMTP message", name)
     return found
