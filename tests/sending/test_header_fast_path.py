@@ -77,7 +77,7 @@ def address_lists(draw):
     return draw(SPACE) + value + draw(SPACE)
 
 
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=2000, deadline=None)
 @given(st.one_of(address_lists(), st.text(max_size=40), st.text(st.characters(max_codepoint=127), max_size=40)))
 @example("Bench <sender@bench.example>")
 @example('"Doe, J." <j@example.com>, ann@example.org,\tBob  Smith\t<bob@example.net> ')
@@ -176,3 +176,26 @@ def test_message_head_reads_addresses_and_text_as_the_default_policy_does(raw):
             assert isinstance(got_text, Exception)
         else:
             assert got_text == want_text
+
+
+@st.composite
+def header_blocks(draw):
+    """Header blocks as clients send them, well-formed or not."""
+    line = st.one_of(
+        st.from_regex(r"[A-Za-z-]{1,10}:[ \t]?[ -~]{0,20}", fullmatch=True),
+        st.from_regex(r"[ \t][ -~]{0,10}", fullmatch=True),
+        st.sampled_from(["From sender Mon Nov 23 2026", ":no name", "no colon", "Name :spaced", "Sub\x80ject: x",
+                         "Subject: caf\xc3\xa9", "Subject:", "Subject: a\rb", "Subject: a\nb", "", " ", "\t"]),
+    )
+    lines = draw(st.lists(line, max_size=8))
+    body = draw(st.sampled_from(["\r\n\r\nbody\r\n", "\r\n\r\n", "\r\n", "", "\r\n\r\nA: in body\r\n", "\n\nbody"]))
+    return "\r\n".join(lines).encode("latin-1") + body.encode()
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(header_blocks(), messages(), st.binary(max_size=60)))
+@example(b"From: a@example.com\r\nSubject:\r\n continued\r\n\r\nbody")
+@example(b"\r\n\r\nbody")
+def test_message_head_splits_fields_as_the_header_parser_does(raw):
+    expected = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)._headers
+    assert MessageHead(raw)._fields == expected
