@@ -434,11 +434,12 @@ def _parse_header(name, value):
 class MessageHead:
     """The header fields of a message, each parsed exactly as `email.policy.default` parses it,
     but only when asked for (perf: parsing every header the default way, Content-Type and Date
-    included, was a quarter of the gateway's submission path). The fields are split by the
-    compat32 parser, whose header splitting is the default policy's (`header_source_parse` is
-    the same code); `_HEADER_POLICY.header_fetch_parse` then does what reading a header from an
-    EmailMessage does. The same read-only API as email.message.Message for what we use, plus
-    `address_lists` and `text`, which skip the parser for the common simple values."""
+    included, was a quarter of the gateway's submission path). The fields are split as the
+    compat32 parser splits them (`_split_fields`), whose header splitting is the default
+    policy's (`header_source_parse` is the same code); `_HEADER_POLICY.header_fetch_parse` then
+    does what reading a header from an EmailMessage does. The same read-only API as
+    email.message.Message for what we use, plus `address_lists` and `text`, which skip the
+    parser for the common simple values."""
 
     def __init__(self, raw: bytes):
         self._fields = _split_fields(raw)
