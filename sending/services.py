@@ -153,8 +153,9 @@ class Lookups:
         return self._domains[key]
 
     def vouch_domain(self, domain):
-        """`domain` (a Domain of this tenant) was found usable moments ago."""
-        self._domains.setdefault(domain.name, domain)
+        """`domain` was found usable moments ago (another tenant's never counts)."""
+        if domain.tenant_id == self.tenant.pk:
+            self._domains.setdefault(domain.name, domain)
 
     def vouch_unsuppressed(self, emails):
         """These addresses were found not suppressed moments ago."""
@@ -463,9 +464,9 @@ class MessageHead:
     def address_lists(self, name):
         """For each `name` field (an address-list header), its [(display_name, addr_spec)] as
         `get_all(name)[i].addresses` gives them."""
-        lists = []
+        name, lists = name.lower(), []
         for field_name, value in self._fields:
-            if field_name.lower() == name.lower():
+            if field_name.lower() == name:
                 found = simple_address_list(_unfold(value))
                 if found is None:
                     found = [(a.display_name, a.addr_spec) for a in _parse_header(field_name, value).addresses]

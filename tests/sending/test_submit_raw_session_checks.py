@@ -61,6 +61,13 @@ def test_mail_from_is_looked_up_when_the_session_did_not_vouch_for_it(tenant, ve
     assert not Message.objects.exists()
 
 
+def test_another_tenants_domain_is_never_taken_as_vouched(tenant, other_tenant, verified_domain):
+    theirs = make_verified_domain(other_tenant, "theirs.example")
+    raw = RAW.replace(b"shop@example.com", b"shop@theirs.example")
+    refused, = submit_raw_many(tenant=tenant, items=[item(theirs, raw=raw, mail_from="bounces@theirs.example")])
+    assert isinstance(refused, DomainNotVerified)
+
+
 def test_recipients_the_session_did_not_check_are_still_checked(tenant, verified_domain):
     Suppression.objects.create(tenant=tenant, email="carol@example.org")
     unchecked = {"mail_from": "bounces@example.com", "rcpt_tos": ["carol@example.org"], "raw": RAW}
