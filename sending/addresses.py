@@ -130,5 +130,42 @@ def _parse_mailbox(value, field) -> Address:
     return Address(display_name=mailbox.display_name or "", username=local, domain=domain)
 
 
+# The common, unambiguous forms of an address-list header (`addr@dom`, `Name <addr@dom>`,
+# `"Quoted, Name" <addr@dom>`, comma lists) as email.policy.default reads them: words of RFC 5322
+# atext joined by one space whatever whitespace separated them, quoted text as it is. Anything
+# else (comments, groups, encoded words, escapes, obsolete syntax, non-ASCII, empty list
+# elements) is left to the full parser.
+_HEADER_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_HEADER_ADDR = rf"{_HEADER_ATEXT}(?:\.{_HEADER_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+_HEADER_MAILBOX = re.compile(
+    rf'[ \t]*(?:(?P<bare>{_HEADER_ADDR})|(?:(?P<words>{_HEADER_ATEXT}(?:[ \t]+{_HEADER_ATEXT})*)|"(?P<quoted>[ !#-\[\]-~]*)")?'
+    rf"[ \t]*<(?P<angle>{_HEADER_ADDR})>)[ \t]*(?:,|\Z)"
+)
+_WSP_RUN = re.compile(r"[ \t]+")
+
+
+def simple_address_list(value: str):
+    """[(display_name, addr_spec)] exactly as email.policy.default gives them for an unfolded
+    address-list header value in one of the simple forms, or None when the value is not one of
+    those (the caller then parses it in full). Perf: the full parser was a quarter of the SMTP
+    submission path."""
+    if not value.isascii() or "=?" in value:
+        return None
+    found, position, end = [], 0, len(value)
+    while position < end:
+        match = _HEADER_MAILBOX.match(value, position)
+        if match is None:
+            return None
+        if match["bare"]:
+            found.append(("", match["bare"]))
+        else:
+            words = match["words"]
+            found.append((_WSP_RUN.sub(" ", words) if words else match["quoted"] or "", match["angle"]))
+        position = match.end()
+        if value[position - 1 : position] == "," and not value[position:].strip(" \t"):
+            return None  # a trailing comma: an empty list element (obsolete syntax)
+    return found or None
+
+
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2]

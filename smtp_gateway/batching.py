@@ -54,11 +54,12 @@ class SubmissionBatcher:
         self._pending = defaultdict(list)  # (tenant id, credential id) -> [_Submission]
         self._in_flight = defaultdict(int)
 
-    async def submit(self, *, tenant, credential, mail_from, rcpt_tos, raw):
-        """Store one message; returns its SubmitResult or raises what refused it."""
+    async def submit(self, *, tenant, credential, mail_from, rcpt_tos, raw, **checked):
+        """Store one message; returns its SubmitResult or raises what refused it. `checked`: what
+        the session already checked (see submit_raw_many), passed on with the item."""
         loop = asyncio.get_running_loop()
         key = (tenant.pk, getattr(credential, "pk", None))
-        submission = _Submission(tenant, credential, dict(mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw),
+        submission = _Submission(tenant, credential, dict(mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw, **checked),
                                  loop.create_future())
         self._pending[key].append(submission)
         if self._in_flight[key] < MAX_IN_FLIGHT:

@@ -66,12 +66,12 @@ class SubmissionHandler:
         cached = session.sender_domains.get(domain)
         if cached is None or time.monotonic() - cached[1] > SENDER_DOMAIN_CACHE_SECONDS:
             try:
-                usable = await self.db.run(_sender_domain_usable, session.tenant, address)
+                found = await self.db.run(sending_domain_for, tenant=session.tenant, address=address)
             except DatabaseError:
                 log.exception("SMTP MAIL: sender domain lookup failed")
                 return TEMPORARY_FAILURE
-            cached = session.sender_domains[domain] = (usable, time.monotonic())
-        if not cached[0]:
+            cached = session.sender_domains[domain] = (found, time.monotonic())
+        if cached[0] is None:
             return f"550 5.7.1 Sender domain {domain} is not a verified domain of this account"
         return None
 
@@ -94,6 +94,9 @@ class SubmissionHandler:
                 mail_from=envelope.mail_from,
                 rcpt_tos=list(envelope.rcpt_tos),
                 raw=envelope.content,
+                # What this session answered at MAIL and RCPT is not looked up again (perf).
+                sender_domain=_checked_sender_domain(session, envelope.mail_from),
+                recipients_checked=True,
             )
         except DispatchError as error:
             return error.smtp_text
@@ -124,6 +127,14 @@ def _store_many(tenant, credential, items):
     return submit_raw_many(tenant=tenant, items=items, credential=credential)
 
 
+def _checked_sender_domain(session, mail_from):
+    """The Domain that MAIL FROM was found usable on, while that answer is fresh, else None."""
+    cached = session.sender_domains.get(mail_from.rpartition("@")[2])
+    if cached is None or time.monotonic() - cached[1] > SENDER_DOMAIN_CACHE_SECONDS:
+        return None
+    return cached[0]
+
+
 def _authenticate(username, password):
     credential = credential_authenticate(username=username, password=password)
     if credential is not None and not credential.is_revoked:
@@ -133,7 +144,3 @@ def _authenticate(username, password):
 
 def _reload_credential(credential_id):
     return Credential.objects.select_related("tenant", "tenant__plan").filter(pk=credential_id).first()
-
-
-def _sender_domain_usable(tenant, address):
-    return sending_domain_for(tenant=tenant, address=address) is not None

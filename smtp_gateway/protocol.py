@@ -57,7 +57,7 @@ class DispatchSession(Session):
         self.credential = None
         self.tenant = None
         self.auth_checked_at = 0.0
-        self.sender_domains = {}  # domain -> (usable, checked at), for this session
+        self.sender_domains = {}  # domain -> (usable Domain or None, checked at), for this session
 
 
 @dataclass(frozen=True)
