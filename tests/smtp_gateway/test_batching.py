@@ -40,25 +40,27 @@ async def submit(batcher, raw, tenant=TENANT):
 
 def test_submissions_that_arrive_together_share_a_batch_with_their_own_outcomes():
     store = RecordingStore()
+    busy = [f"m{i}".encode() for i in range(batching.MAX_IN_FLIGHT)]
 
     async def scenario():
         batcher = SubmissionBatcher(db=ThreadRunner(), store_many=store)
         tasks = []
-        for raw in (b"m0", b"m1"):  # each starts a batch of its own, which then blocks in the store
+        for raw in busy:  # each starts a batch of its own, which then blocks in the store
             tasks.append(asyncio.create_task(submit(batcher, raw)))
             await asyncio.sleep(0.05)
-        tasks += [asyncio.create_task(submit(batcher, raw)) for raw in (b"m2", b"refuse", b"m4", b"m5")]
+        tasks += [asyncio.create_task(submit(batcher, raw)) for raw in (b"x0", b"refuse", b"x2", b"x3")]
         await asyncio.sleep(0.05)
         store.release.set()
         return await asyncio.gather(*tasks, return_exceptions=True)
 
     outcomes = asyncio.run(scenario())
-    assert outcomes[:3] == ["stored m0", "stored m1", "stored m2"]
-    assert isinstance(outcomes[3], DomainNotVerified)
-    assert outcomes[4:] == ["stored m4", "stored m5"]
-    # MAX_IN_FLIGHT (2) batches were busy, so the four that came meanwhile went in one batch.
-    assert batching.MAX_IN_FLIGHT == 2
-    assert sorted(len(b) for b in store.batches) == [1, 1, 4]
+    n = len(busy)
+    assert outcomes[:n] == [f"stored {raw.decode()}" for raw in busy]
+    assert outcomes[n] == "stored x0"
+    assert isinstance(outcomes[n + 1], DomainNotVerified)
+    assert outcomes[n + 2:] == ["stored x2", "stored x3"]
+    # Every allowed batch was busy, so the four that came meanwhile went in one batch.
+    assert sorted(len(b) for b in store.batches) == [1] * n + [4]
 
 
 def test_a_lone_submission_is_stored_at_once_and_tenants_are_never_mixed():
