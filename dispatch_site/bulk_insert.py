@@ -141,13 +141,16 @@ def one_statement(using="default"):
 
 
 class OneStatement:
-    """Each table's rows travel as ONE json parameter, turned into rows by PostgreSQL's
-    json_populate_recordset (each value through its column type's input function, an absent
+    """Each table's rows travel as ONE jsonb parameter, turned into rows by PostgreSQL's
+    jsonb_populate_recordset (each value through its column type's input function, an absent
     key is NULL): the statement text and its parameter list then depend only on which tables
-    take part, so psycopg caches its conversion (and can keep it prepared). Measured
-    against one array per column through unnest (as Django's bulk_create does): ~65 arrays are
-    more than psycopg caches a query for, and dumping them cost more than the json (see
-    bench/README.md, "Fourth pass")."""
+    take part, so psycopg caches its conversion (and the statement can be prepared). Measured
+    (CPU of this process + its PostgreSQL backend per stored message): one array per column
+    through unnest, as Django's bulk_create does, cost 5-20 % MORE than the INSERTs + COPY it
+    replaces: ~65 parameters are more than psycopg caches a query's conversion for, and dumping
+    that many arrays costs more than one json text; the bodies as a separate bytea array
+    (no hex in the json) cost more again, in planning the join. jsonb rather than json: a json
+    parameter is parsed twice (json_in, then the populate function), a jsonb one once."""
 
     _sql = {}  # (models, gate, probe) -> statement text
 
@@ -222,7 +225,7 @@ class OneStatement:
                     selects.append(f"ARRAY(SELECT {quote(auto_pk.column)} FROM t{n} ORDER BY 1)")
                 ctes.append(
                     f"t{n} AS (INSERT INTO {table} ({columns}) SELECT {columns} "
-                    f"FROM json_populate_recordset(NULL::{table}, %(t{n})s::json){condition}{returning})"
+                    f"FROM jsonb_populate_recordset(NULL::{table}, %(t{n})s::jsonb){condition}{returning})"
                 )
             self._sql[key] = f"WITH {', '.join(ctes)} SELECT {', '.join(selects)}"
         return self._sql[key]

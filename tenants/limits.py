@@ -2,9 +2,12 @@
 
 `reserve` is one conditional UPDATE of the tenant's monthly counter row, so concurrent
 submissions can never push a tenant past its quota (PostgreSQL re-checks the WHERE on the row
-version it locks). The submission path runs it as its own autocommitted statement just before
-storing (the row lock is then held only inside PostgreSQL, never across client round trips) and
-calls `release` (the inverse UPDATE) when storing fails; a crash in between can only over-count.
+version it locks). On PostgreSQL the submission path runs the same reservation as the gate of
+the one statement that stores the messages (`reservation_gate`): counted and stored commit
+together. Elsewhere (SQLite), and for the messages of a batch that did not fit as a whole, it is
+its own autocommitted statement just before storing (the row lock is then held only inside the
+database, never across client round trips) and `release` (the inverse UPDATE) gives it back when
+storing fails; a crash in between can only over-count.
 `admit` is what the submission checks call per message: the per-minute rate limit (Redis,
 tenants/ratelimit.py) first, then the quota; a message refused by the quota gives its rate-limit
 budget back. `usage_count` records delivery outcomes on the same monthly row, and
