@@ -18,8 +18,8 @@ under server-side binding. Databases other than PostgreSQL (the development defa
 use `bulk_create`.
 
 `one_statement()` goes further for the submission path: the insert_many calls made inside it
-are gathered and run as ONE statement (data-modifying CTEs, each table's rows as one array per
-column through `unnest`), optionally gated by a data-modifying statement (the quota
+are gathered and run as ONE statement (data-modifying CTEs, each table's rows as one jsonb
+parameter), optionally gated by a data-modifying statement (the quota
 reservation) so that nothing is inserted unless the gate succeeded. In autocommit that statement
 is its own transaction: no BEGIN/COMMIT round trips, and the gate and the rows commit or fail
 together."""
@@ -130,8 +130,8 @@ def on_commit(callback, using="default"):
 
 @contextlib.contextmanager
 def one_statement(using="default"):
-    """Gather the insert_many (PostgreSQL only) and on_commit calls made inside the block; the
-    caller then runs them with `OneStatement.execute`."""
+    """Gather the insert_many and on_commit calls made inside the block; the caller then runs
+    them with `OneStatement.execute`. PostgreSQL only (elsewhere insert_many does not gather)."""
     statement = OneStatement(connections[using])
     token = _gathering.set(statement)
     try:
