@@ -19,12 +19,12 @@ from email.utils import format_datetime
 from email import policy as email_policy
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, Max
 from django.utils import timezone
 
 from dispatch_site import crypto, hot_reads
-from dispatch_site.bulk_insert import insert_many
+from dispatch_site.bulk_insert import insert_many, one_statement
 from dispatch_site.errors import (
     Conflict,
     DispatchError,
@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 DELIVERY_TASK = "sending.delivery.tasks.deliver_recipients"
 DELIVERY_TASK_CHUNK = 500
 IDEMPOTENCY_TTL = timedelta(hours=24)
+(_IDEMPOTENCY_UNIQUE,) = (c.name for c in IdempotencyKey._meta.constraints)
 MAX_REPLY_TO = 10
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 100
@@ -775,32 +776,11 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
         ]
         rows.append((message, recipients, len(prepared.accepted)))
 
-    # Quota and rate limit are taken BEFORE the transaction, each as a single autocommitted
-    # statement: the UPDATE of the tenant's monthly counter row then holds that row's lock only
-    # while PostgreSQL executes and commits it, never while this process works or waits between
-    # statements (a lock held across client round trips turns concurrent submissions of one
-    # tenant into a convoy under load). If storing fails, everything is given back; a crash in
-    # between can only over-count, never let a tenant pass its quota.
-    results, reserved = _reserve(tenant, [count for _, _, count in rows])
-    accepted_rows = [(m, rs, count) for (m, rs, count), outcome in zip(rows, results) if outcome is None]
-    try:
-        with transaction.atomic():
-            if idempotency:
-                try:
-                    with transaction.atomic():
-                        IdempotencyKey.objects.create(
-                            tenant=tenant, key=idempotency[0], request_hash=idempotency[1],
-                            response=_response(rows[0][0], rows[0][1]), status_code=200,
-                        )
-                except IntegrityError:
-                    raise _IdempotencyRace() from None
-            _insert(tenant, accepted_rows)
-            queued_ids = [r.id for _, rs, _ in accepted_rows for r in rs if r.status == Recipient.Status.QUEUED]
-            transaction.on_commit(lambda: enqueue_delivery(queued_ids))
-    except BaseException:
-        _give_back(tenant, reserved)
-        raise
-    accepted = iter(accepted_rows)
+    if connection.vendor == "postgresql":
+        results = _store_in_one_statement(tenant, rows, idempotency)
+    else:
+        results = _store_in_transaction(tenant, rows, idempotency)
+    accepted = iter(row for row, outcome in zip(rows, results) if outcome is None)
     out = []
     for outcome in results:
         if outcome is None:
@@ -809,6 +789,110 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
         else:
             out.append(outcome)
     return out
+
+
+def _store_in_one_statement(tenant, rows, idempotency) -> list:
+    """PostgreSQL: the quota reservation, the Idempotency-Key, the messages, recipients, events
+    and webhook deliveries in ONE autocommitted statement (bulk_insert.one_statement), the rows
+    inserted only if the reservation succeeded. It replaces a quota UPDATE and its commit, BEGIN,
+    three to five INSERTs and COMMIT: four to six round trips and one WAL flush fewer, and a
+    crash can no longer leave a reservation without its messages. The counter row's lock is now
+    held while the rows are inserted (until the statement commits), no longer only for the
+    UPDATE. The per-minute rate limit (Redis) is taken first and refunded if the statement
+    refuses or fails. A batch whose total does not fit is reserved message by message instead
+    (`_store_each_reserved`), so those that fit go out."""
+    from tenants import limits, ratelimit
+
+    total = sum(count for _, _, count in rows)
+    try:
+        rate_state = ratelimit.hit(tenant=tenant, count=total)
+    except DispatchError:
+        if len(rows) == 1:
+            raise
+        return _store_each_reserved(tenant, rows)
+    try:
+        stored, used = _execute_store(tenant, rows, idempotency, gate=limits.reservation_gate(tenant=tenant, count=total))
+    except BaseException:
+        ratelimit.refund(rate_state, total)
+        raise
+    if stored:
+        return [None] * len(rows)
+    ratelimit.refund(rate_state, total)
+    if len(rows) == 1:
+        raise limits.quota_exceeded(tenant, used)
+    return _store_each_reserved(tenant, rows)
+
+
+def _store_each_reserved(tenant, rows) -> list:
+    """A batch refused as a whole: reserve message by message (autocommitted), then store those
+    that were admitted in one statement, giving their reservations back if that fails."""
+    results, reserved = _reserve_each(tenant, [count for _, _, count in rows])
+    accepted_rows = [row for row, outcome in zip(rows, results) if outcome is None]
+    if accepted_rows:
+        try:
+            _execute_store(tenant, accepted_rows, None, gate=None)
+        except BaseException:
+            _give_back(tenant, reserved)
+            raise
+    return results
+
+
+def _execute_store(tenant, rows, idempotency, *, gate):
+    """Gather the rows (`_insert`, through the same insert_many and event code as the ORM path)
+    into one statement and run it; returns (stored, recipients used before when refused)."""
+    with one_statement() as statement:
+        if idempotency:
+            insert_many([_idempotency_key(tenant, idempotency, rows)])
+        _insert(tenant, rows)
+    gate_sql, probe_sql, params = gate or (None, None, None)
+    try:
+        stored, used = statement.execute(gate=gate_sql, probe=probe_sql, params=params)
+    except IntegrityError as exc:
+        if idempotency and _violates(exc, _IDEMPOTENCY_UNIQUE):
+            raise _IdempotencyRace() from None  # a concurrent request with this key committed first
+        raise
+    if stored:
+        queued_ids = [r.id for _, rs, _ in rows for r in rs if r.status == Recipient.Status.QUEUED]
+        transaction.on_commit(lambda: enqueue_delivery(queued_ids))
+    return stored, used
+
+
+def _violates(exc, constraint_name) -> bool:
+    diag = getattr(exc.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == constraint_name
+
+
+def _idempotency_key(tenant, idempotency, rows):
+    return IdempotencyKey(tenant=tenant, key=idempotency[0], request_hash=idempotency[1],
+                          response=_response(rows[0][0], rows[0][1]), status_code=200)
+
+
+def _store_in_transaction(tenant, rows, idempotency) -> list:
+    """Other databases (SQLite in development): quota and rate limit first, then the rows in
+    a transaction."""
+    # Quota and rate limit are taken BEFORE the transaction, each as a single autocommitted
+    # statement: the UPDATE of the tenant's monthly counter row then holds that row's lock only
+    # while the database executes and commits it, never while this process works or waits
+    # between statements (a lock held across client round trips turns concurrent submissions
+    # of one tenant into a convoy under load). If storing fails, everything is given back; a
+    # crash in between can only over-count, never let a tenant pass its quota.
+    results, reserved = _reserve(tenant, [count for _, _, count in rows])
+    accepted_rows = [row for row, outcome in zip(rows, results) if outcome is None]
+    try:
+        with transaction.atomic():
+            if idempotency:
+                try:
+                    with transaction.atomic():
+                        _idempotency_key(tenant, idempotency, rows).save(force_insert=True)
+                except IntegrityError:
+                    raise _IdempotencyRace() from None
+            _insert(tenant, accepted_rows)
+            queued_ids = [r.id for _, rs, _ in accepted_rows for r in rs if r.status == Recipient.Status.QUEUED]
+            transaction.on_commit(lambda: enqueue_delivery(queued_ids))
+    except BaseException:
+        _give_back(tenant, reserved)
+        raise
+    return results
 
 
 def _insert(tenant, rows):
@@ -843,7 +927,10 @@ def _reserve(tenant, counts):
     try:
         return [None] * len(counts), [(sum(counts), check_quota_and_rate(tenant, sum(counts)))]
     except DispatchError:
-        pass
+        return _reserve_each(tenant, counts)
+
+
+def _reserve_each(tenant, counts):
     outcomes, reserved = [], []
     for count in counts:
         try:

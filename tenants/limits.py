@@ -2,9 +2,12 @@
 
 `reserve` is one conditional UPDATE of the tenant's monthly counter row, so concurrent
 submissions can never push a tenant past its quota (PostgreSQL re-checks the WHERE on the row
-version it locks). The submission path runs it as its own autocommitted statement just before
-storing (the row lock is then held only inside PostgreSQL, never across client round trips) and
-calls `release` (the inverse UPDATE) when storing fails; a crash in between can only over-count.
+version it locks). On PostgreSQL the submission path runs the same reservation as the gate of
+the one statement that stores the messages (`reservation_gate`): counted and stored commit
+together. Elsewhere (SQLite), and for the messages of a batch that did not fit as a whole, it is
+its own autocommitted statement just before storing (the row lock is then held only inside the
+database, never across client round trips) and `release` (the inverse UPDATE) gives it back when
+storing fails; a crash in between can only over-count.
 `admit` is what the submission checks call per message: the per-minute rate limit (Redis,
 tenants/ratelimit.py) first, then the quota; a message refused by the quota gives its rate-limit
 budget back. `usage_count` records delivery outcomes on the same monthly row, and
@@ -39,24 +42,47 @@ def overage_allowed(tenant) -> bool:
 # submission, and building the same UPDATE from F() expressions costs several times more CPU
 # than executing it. SET reads the row's values from before the update; without overage the
 # WHERE refuses any update that would pass the quota (and the overage term is then 0).
+_COUNTER = UsageCounter._meta.db_table
+# Columns read are qualified by the table: in the upsert below an unqualified one is ambiguous
+# (the existing row or the one proposed).
+_RESERVE_SET = f"""emails_sent = {_COUNTER}.emails_sent + %(count)s,
+       overage = {_COUNTER}.overage
+         + CASE WHEN {_COUNTER}.emails_sent + %(count)s > %(quota)s
+                THEN {_COUNTER}.emails_sent + %(count)s - %(quota)s ELSE 0 END
+         - CASE WHEN {_COUNTER}.emails_sent > %(quota)s THEN {_COUNTER}.emails_sent - %(quota)s ELSE 0 END"""
+_RESERVE_ROOM = f"(%(overage)s OR {_COUNTER}.emails_sent + %(count)s <= %(quota)s)"
 _RESERVE_SQL = f"""
-UPDATE {UsageCounter._meta.db_table}
-   SET emails_sent = emails_sent + %(count)s,
-       overage = overage
-         + CASE WHEN emails_sent + %(count)s > %(quota)s THEN emails_sent + %(count)s - %(quota)s ELSE 0 END
-         - CASE WHEN emails_sent > %(quota)s THEN emails_sent - %(quota)s ELSE 0 END
- WHERE tenant_id = %(tenant)s AND period = %(period)s
-   AND (%(overage)s OR emails_sent + %(count)s <= %(quota)s)
+UPDATE {_COUNTER}
+   SET {_RESERVE_SET}
+ WHERE tenant_id = %(tenant)s AND period = %(period)s AND {_RESERVE_ROOM}
 """
+# The same reservation as the gate of the one-statement store (sending.services): an upsert,
+# so the month's first submission needs no second try, with the same SET and room check on an
+# existing row (unqualified columns of ON CONFLICT DO UPDATE are the existing row's, as in
+# the UPDATE). It returns a row only when the recipients were counted.
+_RESERVE_GATE_SQL = f"""
+INSERT INTO {_COUNTER}
+       (tenant_id, period, emails_sent, overage, delivered, hard_bounce, soft_bounce, complaint, failed)
+SELECT %(tenant)s, %(period)s, %(count)s, GREATEST(%(count)s - %(quota)s, 0), 0, 0, 0, 0, 0
+ WHERE %(overage)s OR %(count)s <= %(quota)s
+    ON CONFLICT (tenant_id, period) DO UPDATE SET {_RESERVE_SET} WHERE {_RESERVE_ROOM}
+RETURNING 1"""
+# What the refusal message reports as used (read before the gate's change).
+_USED_SQL = (f"(SELECT emails_sent FROM {_COUNTER} "
+             f"WHERE tenant_id = %(tenant)s AND period = %(period)s)")
 
 
-def _reserve_update(*, tenant, period, count, quota) -> bool:
+def _reserve_params(*, tenant, period, count, quota):
     field = UsageCounter._meta.get_field
-    params = {
+    return {
         "count": count, "quota": quota, "overage": overage_allowed(tenant),
         "tenant": field("tenant").get_db_prep_value(tenant.pk, connection),
         "period": field("period").get_db_prep_value(period, connection),
     }
+
+
+def _reserve_update(*, tenant, period, count, quota) -> bool:
+    params = _reserve_params(tenant=tenant, period=period, count=count, quota=quota)
     with connection.cursor() as cursor:
         cursor.execute(_RESERVE_SQL, params)
         return cursor.rowcount == 1
@@ -76,8 +102,20 @@ def reserve(*, tenant, count: int, now=None) -> None:
     UsageCounter.objects.bulk_create([UsageCounter(tenant=tenant, period=period)], ignore_conflicts=True)
     if _reserve_update(tenant=tenant, period=period, count=count, quota=quota):
         return
-    used = UsageCounter.objects.filter(tenant=tenant, period=period).values_list("emails_sent", flat=True).first() or 0
-    raise QuotaExceeded(f"Monthly quota exceeded ({used}/{quota}). Enable overage or upgrade plan.")
+    used = UsageCounter.objects.filter(tenant=tenant, period=period).values_list("emails_sent", flat=True).first()
+    raise quota_exceeded(tenant, used)
+
+
+def quota_exceeded(tenant, used) -> QuotaExceeded:
+    return QuotaExceeded(f"Monthly quota exceeded ({used or 0}/{tenant.plan.monthly_quota}). Enable overage or upgrade plan.")
+
+
+def reservation_gate(*, tenant, count: int, now=None):
+    """`reserve` as (gate, probe, params) for bulk_insert.OneStatement.execute: the gate counts
+    `count` recipients (creating the month's row if needed) and returns a row only if they fit;
+    the probe reads the recipients used before, for `quota_exceeded`. PostgreSQL only."""
+    params = _reserve_params(tenant=tenant, period=current_period(now), count=count, quota=tenant.plan.monthly_quota)
+    return _RESERVE_GATE_SQL, _USED_SQL, params
 
 
 def admit(*, tenant, count: int):

@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from dispatch_site import crypto, hot_reads
-from dispatch_site.bulk_insert import insert_many
+from dispatch_site.bulk_insert import insert_many, on_commit as after_rows_commit
 from dispatch_site.errors import Conflict, ValidationFailed
 
 from . import http_client, selectors, signing
@@ -151,7 +151,9 @@ def event_record_many(*, tenant, items):
     )
     if deliveries:
         ids = [d.pk for d in deliveries]
-        transaction.on_commit(lambda: enqueue(ids))
+        # Inside the submission's one statement (bulk_insert.one_statement) the rows are not
+        # written yet: enqueue once they are.
+        after_rows_commit(lambda: enqueue(ids))
     return records
 
 

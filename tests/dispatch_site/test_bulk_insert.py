@@ -1,9 +1,12 @@
 """insert_many (COPY for large batches) stores exactly what bulk_create would, sets primary
-keys like RETURNING, and takes part in the caller's transaction."""
+keys like RETURNING, and takes part in the caller's transaction; `one_statement` gathers such
+inserts into one statement behind a gate."""
+import json
 import uuid
 from datetime import timedelta
 
 import pytest
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -127,3 +130,67 @@ def test_a_single_duplicate_row_raises_djangos_integrity_error_and_rolls_back(te
             insert_many([make_message(tenant, 2)])
             insert_many([make_message(tenant, 3, message_id=existing.message_id)])
     assert Message.objects.filter(tenant=tenant).count() == 1
+
+
+# --- one_statement: the submission path's rows in one statement ------------------------------
+def gathered(tenant, count, **execute):
+    """Messages, each with two recipients and an event, gathered and executed in one statement."""
+    from dispatch_site.bulk_insert import on_commit, one_statement
+
+    ran = []
+    with one_statement() as statement:
+        messages = insert_many([make_message(tenant, n) for n in range(count)])
+        recipients = insert_many([Recipient(tenant=tenant, message=m, email=f"{m.pk.hex[:8]}-{k}@example.org",
+                                            domain="example.org") for m in messages for k in range(2)])
+        events = insert_many([Event(tenant=tenant, type="sent", payload={"n": n, "at": timezone.now()}) for n in range(count)])
+        on_commit(lambda: ran.append(True))
+        assert not ran and not Message.objects.filter(tenant=tenant).exists()  # nothing runs before execute
+    return statement.execute(**execute), messages, recipients, events, ran
+
+
+@pytest.mark.parametrize("count", [1, 5, 100])
+def test_one_statement_stores_what_bulk_create_stores(tenant, count):
+    fields = ["from_header", "subject", "to_addresses", "cc_addresses", "tags", "metadata", "body", "template_ref",
+              "credential_id", "status", "has_attachments", "bcc_count", "body_size_bytes", "header_message_id",
+              "queued_at", "expires_at", "delivered_at"]
+    (stored_ok, _), messages, recipients, events, ran = gathered(tenant, count)
+    assert stored_ok and ran == [True]
+    others = Message.objects.bulk_create([make_message(tenant, n) for n in range(count)])
+    for one, other in zip(messages, others):
+        row_one, row_other = stored(Message, [one.pk], fields)[one.pk], stored(Message, [other.pk], fields)[other.pk]
+        for row in (row_one, row_other):
+            row.pop("pk"), row.pop("queued_at"), row.pop("expires_at")
+        assert row_one == row_other
+        row = Message.objects.get(pk=one.pk)
+        assert (bytes(row.body), row.queued_at, row.subject) == (one.body, one.queued_at, one.subject)
+    # Auto keys in the order of the objects, as RETURNING gives them; defaults applied.
+    pks = [r.pk for r in recipients]
+    assert all(pks) and pks == sorted(pks) and not any(r._state.adding for r in recipients)
+    assert dict(Recipient.objects.filter(pk__in=pks).values_list("pk", "email")) == {r.pk: r.email for r in recipients}
+    assert set(Recipient.objects.filter(pk__in=pks).values_list("status", "attempts", "effects_pending")) == {("queued", 0, False)}
+    # A JSONField's nested values go through its encoder, as bulk_create's do.
+    assert Event.objects.get(pk=events[0].pk).payload["at"] == json.loads(json.dumps(events[0].payload, cls=DjangoJSONEncoder))["at"]
+
+
+def test_a_gate_that_returns_no_row_inserts_nothing_and_drops_the_callbacks(tenant):
+    (stored_ok, probed), messages, recipients, _, ran = gathered(
+        tenant, 3, gate="SELECT 1 WHERE %(open)s", probe="(SELECT %(answer)s::int)", params={"open": False, "answer": 42})
+    assert (stored_ok, probed) == (False, 42)
+    assert not ran and recipients[0].pk is None
+    assert not Message.objects.filter(tenant=tenant).exists() and not Event.objects.filter(tenant=tenant).exists()
+    (stored_ok, _), *_ = gathered(tenant, 3, gate="SELECT 1 WHERE %(open)s", params={"open": True})
+    assert stored_ok and Message.objects.filter(tenant=tenant).count() == 3
+
+
+def test_a_bad_row_in_one_statement_raises_djangos_integrity_error_and_stores_nothing(tenant):
+    from django.db import IntegrityError
+
+    from dispatch_site.bulk_insert import one_statement
+
+    existing = Message.objects.bulk_create([make_message(tenant, 1)])[0]
+    with one_statement() as statement:
+        insert_many([make_message(tenant, 2), make_message(tenant, 3, message_id=existing.message_id)])
+        insert_many([Event(tenant=tenant, type="sent", payload={})])
+    with pytest.raises(IntegrityError):
+        statement.execute()
+    assert Message.objects.filter(tenant=tenant).count() == 1 and not Event.objects.filter(tenant=tenant).exists()
