@@ -96,11 +96,15 @@ else:
     _db["ENGINE"] = "dispatch_site.postgresql"
     _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _db["CONN_HEALTH_CHECKS"] = True
-    # Server-side binding: parameters travel separately from the SQL, and psycopg prepares a
-    # statement once a connection has run it a few times, so PostgreSQL stops parsing and
-    # planning the same INSERT/UPDATE for every message (measured: bench/README.md).
+    # Server-side binding: parameters travel separately from the SQL. Prepared statements:
+    # psycopg prepares a statement once a connection has run it DATABASE_PREPARE_THRESHOLD
+    # times, so PostgreSQL stops parsing and planning the same INSERT/UPDATE for every message
+    # (bench/README.md). Django turns psycopg's preparing off unless it is asked for here; 0
+    # keeps it off (for a pooler in transaction mode that cannot carry prepared statements).
+    _prepare_threshold = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
     _db["OPTIONS"] = {"connect_timeout": 5,
-                      "server_side_binding": env_bool("DATABASE_SERVER_SIDE_BINDING", True)}
+                      "server_side_binding": env_bool("DATABASE_SERVER_SIDE_BINDING", True),
+                      "prepare_threshold": _prepare_threshold or None}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
