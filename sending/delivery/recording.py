@@ -128,6 +128,17 @@ def _recorded_under(recipient_id, lease_value):
     return bool(row[2])
 
 
+@lru_cache(maxsize=64)
+def _ledger_statement(names):
+    """(SQL, model fields) of the ledger UPDATE setting the fields `names`: a few shapes (one
+    per outcome, capture mode's), each written once instead of for every message."""
+    model_fields = [Recipient._meta.get_field(name) for name in names]
+    columns = ", ".join(f"{field.column} = %s" for field in model_fields)
+    sql = (f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = %s, {columns} "
+           "WHERE id = %s AND status = %s AND lease_until = %s")
+    return sql, model_fields
+
+
 class Recorder:
     def __init__(self):
         self.effects = []
@@ -139,15 +150,10 @@ class Recorder:
         outcome, fields, classification = ledger_fields(recipient, result, now)
         fields.update(extra)
         # Raw SQL: this runs once per message, and the ORM's query building costs more than the query.
-        model_fields = [Recipient._meta.get_field(name) for name in fields]
-        columns = ", ".join(f"{field.column} = %s" for field in model_fields)
+        sql, model_fields = _ledger_statement(tuple(fields))
         values = [field.get_db_prep_save(value, db) for field, value in zip(model_fields, fields.values())]
         lease_value = _LEASE_FIELD.get_db_prep_value(lease, db)
-        updated, retried = _execute_with_reconnect(
-            f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = %s, {columns} "
-            "WHERE id = %s AND status = %s AND lease_until = %s",
-            [True, *values, recipient.pk, Status.SENDING, lease_value],
-        )
+        updated, retried = _execute_with_reconnect(sql, [True, *values, recipient.pk, Status.SENDING, lease_value])
         if not updated and retried:
             # The attempt that failed may have committed before its reply was lost.
             mine = _recorded_under(recipient.pk, lease_value)
