@@ -15,6 +15,11 @@ finds its tenant in the first place (`tenants.services.credential_authenticate`)
 from functools import lru_cache
 
 from django.db import connections, router
+from django.db.models import Model
+from django.db.models.base import ModelState
+from django.db.models.fields.related_descriptors import ForeignKeyDeferredAttribute
+from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init, pre_init
 
 
 class Columns:
@@ -28,6 +33,7 @@ class Columns:
         self.fields = [f for f in model._meta.concrete_fields if not f.generated and f.name not in exclude]
         self.attnames = [f.attname for f in self.fields]
         self._exclude = tuple(sorted(exclude))
+        self._plain = _plain_attributes(model, tuple(self.attnames))
 
     def sql(self, connection):
         quote = connection.ops.quote_name
@@ -37,13 +43,26 @@ class Columns:
         return _converters_of(self.model, self.alias, connection.alias, self._exclude)
 
     def build(self, values, connection):
-        values = list(values)
-        for index, converters, expression in self._converters(connection):
-            value = values[index]
-            for convert in converters:
-                value = convert(value, expression, connection)
-            values[index] = value
-        return self.model.from_db(connection.alias, self.attnames, values)
+        converters = self._converters(connection)
+        if converters:
+            values = list(values)
+            for index, field_converters, expression in converters:
+                value = values[index]
+                for convert in field_converters:
+                    value = convert(value, expression, connection)
+                values[index] = value
+        model = self.model
+        if not self._plain or pre_init.has_listeners(model) or post_init.has_listeners(model):
+            return model.from_db(connection.alias, self.attnames, values)
+        # What from_db makes of these values, without Model.__init__'s per-field setattr walk
+        # (most of the cost of a claimed batch's instances): _plain_attributes says each
+        # attribute would be set straight into the instance's __dict__, and no init signal
+        # listens. Fields left out stay absent, hence deferred, as from_db leaves them.
+        instance = model.__new__(model)
+        state = instance._state = ModelState()
+        state.adding, state.db = False, connection.alias
+        instance.__dict__.update(zip(self.attnames, values))
+        return instance
 
     def __len__(self):
         return len(self.fields)
@@ -62,6 +81,25 @@ def _field_converters(field, alias, connection):
     """(converters, expression): what the ORM applies to a value of `field` read from the database."""
     expression = field.get_col(alias)
     return connection.ops.get_db_converters(expression) + expression.get_db_converters(connection), expression
+
+
+@lru_cache(maxsize=None)
+def _plain_attributes(model, attnames):
+    """Whether setting `attnames` on a new instance of `model` is only writing its __dict__:
+    the model keeps Model's __init__ and from_db, and each attribute is the field's plain
+    deferred-loading descriptor (a foreign key's one also clears a cached related object,
+    which a new instance has none of)."""
+    if model.__init__ is not Model.__init__ or model.from_db.__func__ is not Model.from_db.__func__:
+        return False
+    plain = (DeferredAttribute, ForeignKeyDeferredAttribute)
+    return all(type(_class_attribute(model, name)) in plain for name in attnames)
+
+
+def _class_attribute(model, name):
+    for klass in model.__mro__:
+        if name in klass.__dict__:
+            return klass.__dict__[name]
+    return None
 
 
 @lru_cache(maxsize=None)

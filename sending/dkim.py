@@ -126,11 +126,43 @@ def hash_signed_headers(hasher, headers, names, include, sigheader):
     hasher.update(name.lower().rstrip() + b":" + _relaxed_value(dkimpy.RE_BTAG.sub(b"\\1", value)).rstrip())
 
 
+_FIELD_NAME = re.compile(rb"[\x21-\x7e]+")  # rfc822_parse's, less the colon it stops at
+
+
+def parsed_fields(fields):
+    """rfc822_parse's header list for header fields as sending.mime.split_head gives them (each
+    with its continuation lines, CRLF-terminated), or None when one is not a plain
+    `name:value` field (then rfc822_parse should decide: it refuses some, skips "From " lines)."""
+    headers = []
+    for field in fields:
+        name, colon, value = field.partition(b":")
+        if not colon or not _FIELD_NAME.fullmatch(name):
+            return None
+        headers.append([name, value])
+    return headers
+
+
+def dkim_sign_fields(fields, rest, *, domain: str, selector: str, private_key_pem: bytes, timestamp: int | None = None) -> bytes:
+    """dkim_sign(b"".join(fields) + rest) for a CRLF-only message the caller has already split
+    with sending.mime.split_head (`rest` starts at the blank line): its header block is not
+    parsed a second time."""
+    raw = b"".join(fields) + rest
+    headers = parsed_fields(fields) if fields and rest.startswith(b"\r\n") else None
+    if headers is None:
+        return dkim_sign(raw, domain=domain, selector=selector, private_key_pem=private_key_pem, timestamp=timestamp)
+    return _sign(raw, headers, rest[2:], domain, selector, private_key_pem, timestamp)
+
+
 def dkim_sign(raw: bytes, *, domain: str, selector: str, private_key_pem: bytes, timestamp: int | None = None) -> bytes:
     """Return `raw` (line endings normalised to CRLF) with a DKIM-Signature header prepended."""
     raw = normalize_line_endings(raw)
-    key = load_private_key(private_key_pem)
     headers, body = split_message(raw)
+    return _sign(raw, headers, body, domain, selector, private_key_pem, timestamp)
+
+
+def _sign(raw, headers, body, domain, selector, private_key_pem, timestamp):
+    """`raw` signed; `headers` and `body` are split_message(raw)."""
+    key = load_private_key(private_key_pem)
     # rfc822_parse's names have no whitespace: lower() is the relaxed canonical name
     names = [name.lower() for name, _ in headers]
     include = _include_headers(names)

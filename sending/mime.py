@@ -26,7 +26,7 @@ from django.utils import timezone
 from dispatch_site.errors import ValidationFailed
 
 from .addresses import has_control_chars
-from .dkim import dkim_sign, normalize_line_endings
+from .dkim import dkim_sign_fields, normalize_line_endings
 from .unsubscribe import unsubscribe_url
 
 logger = logging.getLogger(__name__)
@@ -305,10 +305,11 @@ def finalize_for_recipient(raw_prepared: bytes, *, message, recipient, domain) -
     url = unsubscribe_url(recipient)
     kept.append(b"List-Unsubscribe: <" + url.encode("ascii") + b">\r\n")
     kept.append(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
-    raw = b"".join(kept) + rest
     if domain is None:
         logger.warning("message %s: from-domain is gone, sending unsigned", message.pk)
-        return raw
+        return b"".join(kept) + rest
     from domains.services import domain_dkim_private_key
 
-    return dkim_sign(raw, domain=domain.name, selector=domain.dkim_selector, private_key_pem=domain_dkim_private_key(domain))
+    # The fields as split here, so that signing does not parse the header block again.
+    return dkim_sign_fields(kept, rest, domain=domain.name, selector=domain.dkim_selector,
+                            private_key_pem=domain_dkim_private_key(domain))

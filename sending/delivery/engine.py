@@ -149,21 +149,29 @@ def claim_due(limit=None):
                              Status.SENDING, lease_value])
         rows = cursor.fetchall()
     # One object per message and per tenant, as load_recipients gives them; a message's columns
-    # repeat on each of its recipients' rows but are turned into an object once.
+    # repeat on each of its recipients' rows but are turned into an object once. The relations
+    # are cached as select_related caches them: the keys match by construction, so the checks
+    # of assigning through the descriptors (type, database router) have nothing to find.
     recipient_cols, message_cols, tenant_cols = parts
     a, b = len(recipient_cols), len(recipient_cols) + len(message_cols)
     messages, tenants, recipients = {}, {}, []
     for row in rows:
         recipient = recipient_cols.build(row[:a], db_connection)
-        if recipient.message_id not in messages:
+        message = messages.get(recipient.message_id)
+        if message is None:
             message = messages[recipient.message_id] = message_cols.build(row[a:b], db_connection)
             if message.tenant_id not in tenants:
                 tenants[message.tenant_id] = tenant_cols.build(row[b:], db_connection)
-            message.tenant = tenants[message.tenant_id]
-        recipient.message = messages[recipient.message_id]
-        recipient.tenant = recipient.message.tenant
+            _MESSAGE_TENANT.set_cached_value(message, tenants[message.tenant_id])
+        _RECIPIENT_MESSAGE.set_cached_value(recipient, message)
+        _RECIPIENT_TENANT.set_cached_value(recipient, tenants[message.tenant_id])
         recipients.append(recipient)
     return lease, recipients
+
+
+_RECIPIENT_MESSAGE = Recipient._meta.get_field("message")
+_RECIPIENT_TENANT = Recipient._meta.get_field("tenant")
+_MESSAGE_TENANT = Message._meta.get_field("tenant")
 
 
 @lru_cache(maxsize=None)

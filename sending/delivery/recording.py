@@ -128,6 +128,17 @@ def _recorded_under(recipient_id, lease_value):
     return bool(row[2])
 
 
+@lru_cache(maxsize=64)
+def _ledger_statement(names):
+    """(SQL, model fields) of the ledger UPDATE setting the fields `names`: a few shapes (one
+    per outcome, capture mode's), each written once instead of for every message."""
+    model_fields = [Recipient._meta.get_field(name) for name in names]
+    columns = ", ".join(f"{field.column} = %s" for field in model_fields)
+    sql = (f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = %s, {columns} "
+           "WHERE id = %s AND status = %s AND lease_until = %s")
+    return sql, model_fields
+
+
 class Recorder:
     def __init__(self):
         self.effects = []
@@ -139,15 +150,10 @@ class Recorder:
         outcome, fields, classification = ledger_fields(recipient, result, now)
         fields.update(extra)
         # Raw SQL: this runs once per message, and the ORM's query building costs more than the query.
-        model_fields = [Recipient._meta.get_field(name) for name in fields]
-        columns = ", ".join(f"{field.column} = %s" for field in model_fields)
+        sql, model_fields = _ledger_statement(tuple(fields))
         values = [field.get_db_prep_save(value, db) for field, value in zip(model_fields, fields.values())]
         lease_value = _LEASE_FIELD.get_db_prep_value(lease, db)
-        updated, retried = _execute_with_reconnect(
-            f"UPDATE {_TABLE} SET attempts = attempts + 1, effects_pending = %s, {columns} "
-            "WHERE id = %s AND status = %s AND lease_until = %s",
-            [True, *values, recipient.pk, Status.SENDING, lease_value],
-        )
+        updated, retried = _execute_with_reconnect(sql, [True, *values, recipient.pk, Status.SENDING, lease_value])
         if not updated and retried:
             # The attempt that failed may have committed before its reply was lost.
             mine = _recorded_under(recipient.pk, lease_value)
@@ -177,8 +183,26 @@ class Recorder:
         by_id = {effect.recipient.id: effect for effect in effects}
         with transaction.atomic():
             # Whoever clears the flag applies the effects (the sweeper may replay a slow worker's).
-            mine = _take_pending(Recipient.objects.filter(id__in=list(by_id)))
-            apply_effects([by_id[recipient_id] for recipient_id in mine])
+            mine = set(_take_own_pending(list(by_id)))
+            apply_effects([effect for effect in effects if effect.recipient.id in mine])
+
+
+def _take_own_pending(ids):
+    """_take_pending for the rows `ids` (a worker's own outcomes), in one fixed statement on
+    PostgreSQL: lock, clear and return in a single round trip, and no query to compile per flush."""
+    if db.vendor != "postgresql":
+        return _take_pending(Recipient.objects.filter(id__in=ids))
+    with db.cursor() as cursor:
+        cursor.execute(_TAKE_OWN_PENDING, [ids])
+        return [row[0] for row in cursor.fetchall()]
+
+
+# The inner SELECT is _take_pending's (FOR UPDATE SKIP LOCKED re-checks effects_pending on the
+# row's latest version, so two takers never both get a row); the UPDATE clears what it locked.
+_TAKE_OWN_PENDING = (
+    f"UPDATE {_TABLE} SET effects_pending = false, lease_until = NULL WHERE id IN "
+    f"(SELECT id FROM {_TABLE} WHERE id = ANY(%s) AND effects_pending FOR UPDATE SKIP LOCKED) RETURNING id"
+)
 
 
 def _take_pending(rows, limit=None):
@@ -195,21 +219,7 @@ def apply_effects(effects):
     inside a transaction)."""
     if not effects:
         return
-    insert_many(
-        DeliveryAttempt(
-            tenant_id=e.recipient.tenant_id,
-            recipient_id=e.recipient.id,
-            started_at=e.started_at,
-            duration_ms=e.duration_ms,
-            mx_host=e.result.mx_host[:255],
-            remote_ip=e.result.remote_ip[:45],
-            response_code=e.result.code,
-            enhanced_status=e.result.enhanced[:16],
-            response_text=e.recipient.last_response_text,
-            outcome=e.outcome,
-        )
-        for e in effects
-    )
+    _insert_attempts(effects)
     refresh_messages({effect.recipient.message_id for effect in effects})
     # Events last: emit_many ends with the UPDATE of the tenant's monthly usage counter row, which
     # submissions (quota reservation) also UPDATE; taking that row lock last keeps it held only
@@ -222,6 +232,33 @@ def apply_effects(effects):
             _suppress(effect)
         elif effect.classification.disposition == "soft" and effect.outcome == Outcome.BOUNCED:
             _apply_soft_bounce_rule(effect)
+
+
+# DeliveryAttempt's columns as _insert_attempts writes them (its id comes from the column's default).
+_ATTEMPT_COLUMNS = ("tenant_id", "recipient_id", "started_at", "duration_ms", "mx_host", "remote_ip",
+                    "response_code", "enhanced_status", "response_text", "outcome")
+
+
+def _attempt_values(e):
+    return (e.recipient.tenant_id, e.recipient.id, e.started_at, e.duration_ms, e.result.mx_host[:255],
+            e.result.remote_ip[:45], e.result.code, e.result.enhanced[:16], e.recipient.last_response_text, str(e.outcome))
+
+
+def _insert_attempts(effects):
+    """One DeliveryAttempt row per effect. On PostgreSQL a COPY of plain values: no model
+    instances to build and read back field by field, and no round trip for the ids first
+    (insert_many takes them from the sequence to set them on the instances; nobody reads them
+    here). The values need no adapting: UUID, int, aware datetime and str are psycopg's own."""
+    if db.vendor != "postgresql":
+        insert_many(DeliveryAttempt(**dict(zip(_ATTEMPT_COLUMNS, _attempt_values(e)))) for e in effects)
+        return
+    quote = db.ops.quote_name
+    sql = f"COPY {quote(DeliveryAttempt._meta.db_table)} ({', '.join(quote(c) for c in _ATTEMPT_COLUMNS)}) FROM STDIN"
+    with db.cursor() as cursor:
+        # wrap_database_errors: a failing row raises Django's IntegrityError etc., as an INSERT would.
+        with db.wrap_database_errors, cursor.cursor.copy(sql) as copy:
+            for effect in effects:
+                copy.write_row(_attempt_values(effect))
 
 
 def _emit(effects):

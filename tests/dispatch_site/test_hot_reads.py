@@ -80,3 +80,61 @@ def test_only_the_tenants_enabled_endpoints_are_listed(tenant, other_tenant):
     Endpoint.objects.create(tenant=tenant, url="https://hooks.example/b", events=["sent"], enabled=False, secret_encrypted=b"x")
     Endpoint.objects.create(tenant=other_tenant, url="https://hooks.example/c", events=["sent"], secret_encrypted=b"x")
     assert hot_reads.enabled_endpoint_subscriptions(tenant) == [(on.pk, ["sent", "delivered"])]
+
+
+def _built_and_orm(tenant, exclude=()):
+    """A Recipient row built by Columns (its columns as read) and the same row through the ORM."""
+    from django.db import connection
+
+    from sending.models import Recipient
+    from tests.delivery.conftest import make_message
+
+    _, (recipient,) = make_message(tenant, ["someone@example.org"])
+    columns = hot_reads.Columns(Recipient, "r", exclude=exclude)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns.sql(connection)} FROM sending_recipient r WHERE r.id = %s", [recipient.pk])
+        row = cursor.fetchone()
+    return columns.build(row, connection), Recipient.objects.defer(*exclude).get(pk=recipient.pk)
+
+
+def test_a_built_instance_is_what_from_db_gives_deferred_fields_included(tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    built, orm = _built_and_orm(tenant, exclude=("captured_message", "last_response_text"))
+    assert {k: v for k, v in vars(built).items() if k != "_state"} == {k: v for k, v in vars(orm).items() if k != "_state"}
+    assert built.get_deferred_fields() == orm.get_deferred_fields() == {"captured_message", "last_response_text"}
+    assert (built._state.adding, built._state.db) == (False, "default")
+    assert built.tenant_id == tenant.id
+    with CaptureQueriesContext(connection) as queries:
+        assert built.last_response_text == ""  # a deferred field loads on access, as the ORM's
+        assert built.tenant == tenant  # and a relation through its key
+    assert len(queries.captured_queries) == 2
+
+
+def test_an_init_signal_listener_still_sees_every_built_instance(tenant):
+    from django.db.models.signals import post_init
+
+    from sending.models import Recipient
+
+    seen = []
+
+    def listener(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(listener, sender=Recipient)
+    try:
+        built, _ = _built_and_orm(tenant)
+    finally:
+        post_init.disconnect(listener, sender=Recipient)
+    assert built in seen and built._state.adding is False
+
+
+def test_a_model_with_its_own_attribute_descriptor_is_built_through_from_db(monkeypatch):
+    from sending.models import Recipient
+
+    plain = hot_reads._plain_attributes.__wrapped__  # uncached: the class changes below
+    assert plain(Recipient, ("id", "tenant_id", "email")) is True
+    monkeypatch.setattr(Recipient, "email", property(lambda self: "", lambda self, value: None))
+    assert plain(Recipient, ("id", "tenant_id", "email")) is False
+    assert plain(Recipient, ("id", "tenant_id")) is True
