@@ -230,3 +230,10 @@ def raw_session(start_gateway, client_tls):
     yield connect
     for session in opened:
         session.close()
+
+
+@pytest.fixture
+def sender(tenant, credential, verified_domain):
+    """A credential of `tenant`, whose example.com is a verified sending domain."""
+    verified_domain(tenant, "example.com")
+    return credential

@@ -19,12 +19,6 @@ SMUGGLED = (
 )
 
 
-@pytest.fixture
-def sender(tenant, credential, verified_domain):
-    verified_domain(tenant, "example.com")
-    return credential
-
-
 def open_transaction(session, recipients=("bob@example.net",)):
     assert session.command("MAIL FROM:<alice@example.com>").startswith("250")
     for recipient in recipients:

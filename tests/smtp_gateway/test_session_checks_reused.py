@@ -19,12 +19,6 @@ def selects_from(queries, model):
     return [q["sql"] for q in queries if model._meta.db_table in q["sql"] and q["sql"].lstrip().upper().startswith("SELECT")]
 
 
-@pytest.fixture
-def sender(tenant, credential, verified_domain):
-    verified_domain(tenant, "example.com")
-    return credential
-
-
 def test_data_reads_neither_the_sender_domain_nor_the_suppressions_again(smtp_starttls, sender):
     client = smtp_starttls(login=sender)
     client.mail("alice@example.com")

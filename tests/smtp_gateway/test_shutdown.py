@@ -60,12 +60,6 @@ def run_gateway():
             proc.wait()
 
 
-@pytest.fixture
-def sender(tenant, credential, verified_domain):
-    verified_domain(tenant, "example.com")
-    return credential
-
-
 def test_sigterm_finishes_data_in_flight_refuses_new_sessions_and_exits(run_gateway, client_tls, sender):
     proc, starttls, implicit = run_gateway("--grace", "20")
     busy = RawSession(implicit, implicit_tls=True, context=client_tls)

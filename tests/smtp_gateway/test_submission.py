@@ -51,12 +51,6 @@ def stored_body(message):
     return crypto.decrypt(message.body, message.body_associated_data)
 
 
-@pytest.fixture
-def sender(tenant, credential, verified_domain):
-    verified_domain(tenant, "example.com")
-    return credential
-
-
 def test_message_is_stored_byte_for_byte_with_every_header(smtp_starttls, sender):
     client = smtp_starttls(login=sender)
     refused = client.sendmail(
