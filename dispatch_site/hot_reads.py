@@ -3,8 +3,8 @@
 Django compiles a queryset's SQL again on every evaluation. For the reads that every /send and
 every SMTP message make (the credential with its tenant and plan, the sending domain, the
 tenant's enabled webhook endpoints) compiling cost more client CPU than PostgreSQL spent
-answering (bench/README.md, "Third pass"); a single /send reads its domain and its recipients'
-suppressions in one statement, one round trip instead of two. Their SQL is written once here instead: column lists
+answering (bench/README.md, "Third pass"); a single /send reads its domain, its recipients'
+suppressions and the tenant's endpoints in one statement, one round trip instead of three. Their SQL is written once here instead: column lists
 come from the models' metadata, and rows become model instances through `Model.from_db` with the
 fields' database converters applied, so callers get exactly what the ORM would have given them.
 A constant statement text also stays prepared under server-side binding.
@@ -12,6 +12,8 @@ A constant statement text also stays prepared under server-side binding.
 Tenancy: every read of tenant-owned rows here takes the tenant and filters on it in SQL, as the
 TenantScopedManager would. The one exception is the credential lookup, which is how a request
 finds its tenant in the first place (`tenants.services.credential_authenticate`)."""
+import json
+import uuid
 from functools import lru_cache
 
 from django.db import connections, router
@@ -194,46 +196,60 @@ def domain_of_tenant_by_name(tenant, name):
 
 
 @lru_cache(maxsize=None)
-def _domain_and_suppressed_sql(using):
+def _send_lookups_sql(using):
     from sending.models import Suppression
+    from webhooks.models import Endpoint
 
     connection = connections[using]
     quote = connection.ops.quote_name
     domain_sql, columns = _domain_sql(using)
-    # One row whether or not the domain exists: its columns (NULL when absent) and the array of
-    # suppressed addresses. `= ANY(array)` keeps one statement text for any number of recipients.
+    # One row whether or not the domain exists: its columns (NULL when absent), the array of
+    # suppressed addresses and the enabled endpoints as a jsonb array of [id, events] (NULL when
+    # none; one aggregate keeps each id with its events). `= ANY(array)` keeps one statement
+    # text for any number of recipients.
     sql = (
         f"SELECT d.*, ARRAY(SELECT s.{quote(Suppression._meta.get_field('email').column)} "
         f"FROM {quote(Suppression._meta.db_table)} s "
         f"WHERE s.{quote(Suppression._meta.get_field('tenant').column)} = %s "
-        f"AND s.{quote(Suppression._meta.get_field('email').column)} = ANY(%s::text[])) "
+        f"AND s.{quote(Suppression._meta.get_field('email').column)} = ANY(%s::text[])), "
+        f"(SELECT jsonb_agg(jsonb_build_array(e.{quote(Endpoint._meta.pk.column)}, "
+        f"e.{quote(Endpoint._meta.get_field('events').column)})) "
+        f"FROM {quote(Endpoint._meta.db_table)} e "
+        f"WHERE e.{quote(Endpoint._meta.get_field('tenant').column)} = %s "
+        f"AND e.{quote(Endpoint._meta.get_field('enabled').column)}) "
         f"FROM (SELECT 1) one LEFT JOIN LATERAL ({domain_sql}) d ON true"
     )
     return sql, columns
 
 
-def domain_and_suppressed(tenant, name, emails):
-    """(`domain_of_tenant_by_name(tenant, name)`, `suppressed_among(tenant=tenant, emails=emails)`)
-    in one round trip: a single message's two lookups (sending.services.Lookups.prefetch)."""
+def send_lookups(tenant, name, emails):
+    """(`domain_of_tenant_by_name(tenant, name)`, `suppressed_among(tenant=tenant, emails=emails)`,
+    `enabled_endpoint_subscriptions(tenant)`) in one round trip: a single message's reads
+    (sending.services.Lookups.prefetch); its `sent` events then need no endpoint query of their own."""
     from domains.models import Domain
     from sending.models import Suppression
     from sending.suppressions import suppressed_among
+    from webhooks.models import Endpoint
 
     connection = _connection(Domain)
-    if connection.vendor != "postgresql":  # the development default, SQLite: two queries
-        return domain_of_tenant_by_name(tenant, name), suppressed_among(tenant=tenant, emails=emails)
-    sql, columns = _domain_and_suppressed_sql(connection.alias)
+    if connection.vendor != "postgresql":  # the development default, SQLite: three queries
+        return (domain_of_tenant_by_name(tenant, name), suppressed_among(tenant=tenant, emails=emails),
+                enabled_endpoint_subscriptions(tenant))
+    sql, columns = _send_lookups_sql(connection.alias)
     keys = sorted({e.lower() for e in emails})
     row = _fetch_one(connection, sql, [
         _param(Suppression, "tenant", tenant.pk, connection), keys,
+        _param(Endpoint, "tenant", tenant.pk, connection),
         _param(Domain, "tenant", tenant.pk, connection), name,
     ])
-    suppressed = set(row[-1])
+    suppressed = set(row[-2])
+    # Django loads jsonb as text (JSONField decodes it): the aggregate arrives as a JSON string.
+    endpoints = [(uuid.UUID(endpoint_id), events) for endpoint_id, events in json.loads(row[-1] or "[]")]
     if row[columns.attnames.index(Domain._meta.pk.attname)] is None:  # no such domain
-        return None, suppressed
-    domain = columns.build(row[:-1], connection)
+        return None, suppressed, endpoints
+    domain = columns.build(row[:-2], connection)
     Domain._meta.get_field("tenant").set_cached_value(domain, tenant)
-    return domain, suppressed
+    return domain, suppressed, endpoints
 
 
 @lru_cache(maxsize=None)

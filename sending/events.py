@@ -47,12 +47,13 @@ def emit(event, *, recipient, message=None, tenant=None, **details):
     return emit_many([(event, recipient, message, details)], tenant=tenant or message.tenant, count_usage=True)[0]
 
 
-def emit_many(items, *, tenant, count_usage=False):
+def emit_many(items, *, tenant, count_usage=False, endpoints=None):
     """emit() for many recipients of one tenant at once: items are (event, recipient, message)
     or (event, recipient, message, details) tuples; the sinks get them in one call. Returns the
     payloads. count_usage adds delivery outcomes to the usage counters (emit() and the delivery
     engine); the submission path passes False: its events (sent, suppressed) count nothing,
-    accepted recipients were counted when their quota was reserved."""
+    accepted recipients were counted when their quota was reserved. `endpoints`: the tenant's
+    enabled webhook endpoints if the caller already read them (event_record_many)."""
     from tenants.limits import current_period, usage_count_event
 
     records, usage, when = [], Counter(), {}
@@ -64,7 +65,7 @@ def emit_many(items, *, tenant, count_usage=False):
             usage[key] += 1
             when.setdefault(key, message.queued_at)
     if records:
-        _record_many(tenant=tenant, items=records)
+        _record_many(tenant=tenant, items=records, endpoints=endpoints)
     for key, n in usage.items():
         usage_count_event(tenant=tenant, event=key[0], bounce_type=key[1], when=when[key], n=n)
     return [payload for _, payload in records]
@@ -82,8 +83,8 @@ def emit_for_address(event, *, tenant, email, **details):
     return payload
 
 
-def _record_many(*, tenant, items):
+def _record_many(*, tenant, items, endpoints=None):
     """Hands (event, payload) items of one tenant to the webhooks sink in one call."""
     from webhooks.services import event_record_many
 
-    event_record_many(tenant=tenant, items=items)
+    event_record_many(tenant=tenant, items=items, endpoints=endpoints)

@@ -144,6 +144,9 @@ class Lookups:
         self._domains = {}
         self._suppressed = None
         self._unsuppressed = set()
+        # The tenant's enabled webhook endpoints when prefetch read them with the domain; None:
+        # not read, the events' recording reads them itself.
+        self.endpoints = None
 
     def domain_for(self, address):
         from domains.selectors import sending_domain_for
@@ -154,15 +157,16 @@ class Lookups:
         return self._domains[key]
 
     def prefetch(self, address, emails):
-        """A single message's two lookups — the domain of `address` and the suppressions among
-        `emails` — in one query (one round trip less per /send), unless already known."""
+        """A single message's lookups — the domain of `address`, the suppressions among `emails`
+        and the tenant's endpoints — in one query (two round trips less per /send), unless
+        already known."""
         from domains.selectors import sending_domain_name, usable_sending_domain
 
         key = domain_of(address)
         name = sending_domain_name(address)
         if name is None or key in self._domains or self._suppressed is not None:
             return
-        domain, self._suppressed = hot_reads.domain_and_suppressed(self.tenant, name, emails)
+        domain, self._suppressed, self.endpoints = hot_reads.send_lookups(self.tenant, name, emails)
         self._domains[key] = usable_sending_domain(domain)
 
     def vouch_domain(self, domain):
@@ -364,10 +368,12 @@ def submit(*, tenant, request: SendRequest, credential=None, idempotency_key=Non
         replay = _idempotent_replay(tenant, idempotency_key, request_hash)
         if replay is not None:
             return replay
-    prepared = prepare_api_message(tenant=tenant, request=request, lookups=Lookups(tenant))
+    lookups = Lookups(tenant)
+    prepared = prepare_api_message(tenant=tenant, request=request, lookups=lookups)
     try:
         return _store(tenant=tenant, items=[prepared], credential=credential,
-                      idempotency=(idempotency_key, request_hash) if idempotency_key else None)[0]
+                      idempotency=(idempotency_key, request_hash) if idempotency_key else None,
+                      endpoints=lookups.endpoints)[0]
     except _IdempotencyRace:
         # A concurrent request with the same key committed first: answer with its response.
         replay = _idempotent_replay(tenant, idempotency_key, request_hash)
@@ -748,9 +754,10 @@ def _response(message, recipients):
     }
 
 
-def _store(*, tenant, items, credential=None, idempotency=None) -> list:
+def _store(*, tenant, items, credential=None, idempotency=None, endpoints=None) -> list:
     """INSERT the messages and their recipients, reserve quota, record events, and enqueue
-    delivery once committed. Returns a SubmitResult, or the quota error, per item."""
+    delivery once committed. Returns a SubmitResult, or the quota error, per item. `endpoints`:
+    the tenant's enabled webhook endpoints if already read (Lookups.endpoints), else None."""
     now = timezone.now()
     expires_at = now + timedelta(days=tenant.plan.log_retention_days)
     rows = []
@@ -777,9 +784,9 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
         rows.append((message, recipients, len(prepared.accepted)))
 
     if connection.vendor == "postgresql":
-        results = _store_in_one_statement(tenant, rows, idempotency)
+        results = _store_in_one_statement(tenant, rows, idempotency, endpoints)
     else:
-        results = _store_in_transaction(tenant, rows, idempotency)
+        results = _store_in_transaction(tenant, rows, idempotency, endpoints)
     accepted = iter(row for row, outcome in zip(rows, results) if outcome is None)
     out = []
     for outcome in results:
@@ -791,7 +798,7 @@ def _store(*, tenant, items, credential=None, idempotency=None) -> list:
     return out
 
 
-def _store_in_one_statement(tenant, rows, idempotency) -> list:
+def _store_in_one_statement(tenant, rows, idempotency, endpoints) -> list:
     """PostgreSQL: the quota reservation, the Idempotency-Key, the messages, recipients, events
     and webhook deliveries in ONE autocommitted statement (bulk_insert.one_statement), the rows
     inserted only if the reservation succeeded. It replaces a quota UPDATE and its commit, BEGIN,
@@ -809,9 +816,10 @@ def _store_in_one_statement(tenant, rows, idempotency) -> list:
     except DispatchError:
         if len(rows) == 1:
             raise
-        return _store_each_reserved(tenant, rows)
+        return _store_each_reserved(tenant, rows, endpoints)
     try:
-        stored, used = _execute_store(tenant, rows, idempotency, gate=limits.reservation_gate(tenant=tenant, count=total))
+        stored, used = _execute_store(tenant, rows, idempotency, endpoints,
+                                      gate=limits.reservation_gate(tenant=tenant, count=total))
     except BaseException:
         ratelimit.refund(rate_state, total)
         raise
@@ -820,30 +828,30 @@ def _store_in_one_statement(tenant, rows, idempotency) -> list:
     ratelimit.refund(rate_state, total)
     if len(rows) == 1:
         raise limits.quota_exceeded(tenant, used)
-    return _store_each_reserved(tenant, rows)
+    return _store_each_reserved(tenant, rows, endpoints)
 
 
-def _store_each_reserved(tenant, rows) -> list:
+def _store_each_reserved(tenant, rows, endpoints) -> list:
     """A batch refused as a whole: reserve message by message (autocommitted), then store those
     that were admitted in one statement, giving their reservations back if that fails."""
     results, reserved = _reserve_each(tenant, [count for _, _, count in rows])
     accepted_rows = [row for row, outcome in zip(rows, results) if outcome is None]
     if accepted_rows:
         try:
-            _execute_store(tenant, accepted_rows, None, gate=None)
+            _execute_store(tenant, accepted_rows, None, endpoints, gate=None)
         except BaseException:
             _give_back(tenant, reserved)
             raise
     return results
 
 
-def _execute_store(tenant, rows, idempotency, *, gate):
+def _execute_store(tenant, rows, idempotency, endpoints, *, gate):
     """Gather the rows (`_insert`, through the same insert_many and event code as the ORM path)
     into one statement and run it; returns (stored, recipients used before when refused)."""
     with one_statement() as statement:
         if idempotency:
             insert_many([_idempotency_key(tenant, idempotency, rows)])
-        _insert(tenant, rows)
+        _insert(tenant, rows, endpoints)
     gate_sql, probe_sql, params = gate or (None, None, None)
     try:
         stored, used = statement.execute(gate=gate_sql, probe=probe_sql, params=params)
@@ -867,7 +875,7 @@ def _idempotency_key(tenant, idempotency, rows):
                           response=_response(rows[0][0], rows[0][1]), status_code=200)
 
 
-def _store_in_transaction(tenant, rows, idempotency) -> list:
+def _store_in_transaction(tenant, rows, idempotency, endpoints) -> list:
     """Other databases (SQLite in development): quota and rate limit first, then the rows in
     a transaction."""
     # Quota and rate limit are taken BEFORE the transaction, each as a single autocommitted
@@ -886,7 +894,7 @@ def _store_in_transaction(tenant, rows, idempotency) -> list:
                         _idempotency_key(tenant, idempotency, rows).save(force_insert=True)
                 except IntegrityError:
                     raise _IdempotencyRace() from None
-            _insert(tenant, accepted_rows)
+            _insert(tenant, accepted_rows, endpoints)
             queued_ids = [r.id for _, rs, _ in accepted_rows for r in rs if r.status == Recipient.Status.QUEUED]
             transaction.on_commit(lambda: enqueue_delivery(queued_ids))
     except BaseException:
@@ -895,8 +903,9 @@ def _store_in_transaction(tenant, rows, idempotency) -> list:
     return results
 
 
-def _insert(tenant, rows):
-    """INSERT messages and recipients, and record their submission events."""
+def _insert(tenant, rows, endpoints):
+    """INSERT messages and recipients, and record their submission events (for `endpoints`,
+    the tenant's enabled webhook endpoints if already read)."""
     insert_many([m for m, _, _ in rows])
     insert_many([r for _, rs, _ in rows for r in rs])
     events.emit_many(
@@ -906,6 +915,7 @@ def _insert(tenant, rows):
             for r in recipients
         ],
         tenant=tenant,
+        endpoints=endpoints,
     )
 
 

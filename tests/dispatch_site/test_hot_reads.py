@@ -52,7 +52,7 @@ def test_the_domain_is_read_only_from_its_own_tenant(tenant, other_tenant):
     assert hot_reads.domain_of_tenant_by_name(tenant, "other.example") is None
 
 
-def test_a_messages_domain_and_suppressions_come_in_one_query_as_the_two_reads_give_them(tenant, other_tenant):
+def test_a_messages_domain_and_suppressions_come_in_one_query_as_the_separate_reads_give_them(tenant, other_tenant):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -64,15 +64,35 @@ def test_a_messages_domain_and_suppressions_come_in_one_query_as_the_two_reads_g
     suppression_add(tenant=other_tenant, email="theirs@example.org")
     emails = ["gone@example.org", "GONE@example.org", "theirs@example.org", "fine@example.org"]
     with CaptureQueriesContext(connection) as queries:
-        domain, suppressed = hot_reads.domain_and_suppressed(tenant, "shared-name.example", emails)
+        domain, suppressed, endpoints = hot_reads.send_lookups(tenant, "shared-name.example", emails)
     assert len(queries.captured_queries) == 1
     assert every_field(domain) == every_field(hot_reads.domain_of_tenant_by_name(tenant, "shared-name.example"))
     assert domain.pk == mine.pk and domain.tenant is tenant
     assert suppressed == suppressed_among(tenant=tenant, emails=emails) == {"gone@example.org"}
+    assert endpoints == hot_reads.enabled_endpoint_subscriptions(tenant) == []
     # Another tenant's domain is no domain; no suppression and no recipients are answers too.
-    assert hot_reads.domain_and_suppressed(tenant, "only-theirs.example", emails) == (None, {"gone@example.org"})
-    assert hot_reads.domain_and_suppressed(tenant, "shared-name.example", ["fine@example.org"])[1] == set()
-    assert hot_reads.domain_and_suppressed(other_tenant, "nothing.example", []) == (None, set())
+    assert hot_reads.send_lookups(tenant, "only-theirs.example", emails) == (None, {"gone@example.org"}, [])
+    assert hot_reads.send_lookups(tenant, "shared-name.example", ["fine@example.org"])[1] == set()
+    assert hot_reads.send_lookups(other_tenant, "nothing.example", []) == (None, set(), [])
+
+
+def test_the_same_query_lists_the_tenants_enabled_endpoints_as_their_own_read_does(tenant, other_tenant):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    domain_services.domain_create(tenant=tenant, name="mine.example")
+    one = Endpoint.objects.create(tenant=tenant, url="https://hooks.example/a", events=["sent", "delivered"], secret_encrypted=b"x")
+    two = Endpoint.objects.create(tenant=tenant, url="https://hooks.example/b", events=[], secret_encrypted=b"x")
+    Endpoint.objects.create(tenant=tenant, url="https://hooks.example/c", events=["sent"], enabled=False, secret_encrypted=b"x")
+    Endpoint.objects.create(tenant=other_tenant, url="https://hooks.example/d", events=["sent"], secret_encrypted=b"x")
+    with CaptureQueriesContext(connection) as queries:
+        domain, _, endpoints = hot_reads.send_lookups(tenant, "mine.example", ["a@example.org"])
+    assert len(queries.captured_queries) == 1 and domain.name == "mine.example"
+    assert sorted(endpoints) == sorted(hot_reads.enabled_endpoint_subscriptions(tenant)) == sorted(
+        [(one.pk, ["sent", "delivered"]), (two.pk, [])])
+    assert all(type(endpoint_id) is type(one.pk) for endpoint_id, _ in endpoints)
+    # Without a domain of that name the endpoints are still listed.
+    assert sorted(hot_reads.send_lookups(tenant, "nothing.example", [])[2]) == sorted(endpoints)
 
 
 def test_only_the_tenants_enabled_endpoints_are_listed(tenant, other_tenant):

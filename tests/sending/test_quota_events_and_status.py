@@ -124,7 +124,7 @@ def test_release_is_the_exact_inverse_of_reserve_with_overage(tenant):
 # --- events ---------------------------------------------------------------------------------------
 def test_each_queued_recipient_emits_sent_with_the_webhook_payload(api, send_url, verified_domain, tenant, monkeypatch):
     recorded = []
-    monkeypatch.setattr(events, "_record_many", lambda *, tenant, items: recorded.extend(
+    monkeypatch.setattr(events, "_record_many", lambda *, tenant, items, endpoints=None: recorded.extend(
         {"tenant": tenant, "event": event, "payload": payload} for event, payload in items
     ))
     Suppression.objects.create(tenant=tenant, email="gone@example.org")
@@ -142,7 +142,7 @@ def test_each_queued_recipient_emits_sent_with_the_webhook_payload(api, send_url
 
 def test_emit_adds_details_and_refuses_unknown_events(tenant, monkeypatch):
     recorded = []
-    monkeypatch.setattr(events, "_record_many", lambda *, tenant, items: recorded.extend(items))
+    monkeypatch.setattr(events, "_record_many", lambda *, tenant, items, endpoints=None: recorded.extend(items))
     message = Message(tenant=tenant, message_id="m@x", from_address="s@example.com", tags=[], metadata={})
     recipient = Recipient(tenant=tenant, message=message, email="r@example.org")
     payload = events.emit("bounced", recipient=recipient, response={"code": 550, "content": "User not found"},
