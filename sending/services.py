@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 DELIVERY_TASK = "sending.delivery.tasks.deliver_recipients"
 DELIVERY_TASK_CHUNK = 500
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# The one-statement store passes each table's rows as one jsonb value, bodies hex-encoded (twice
+# their size), and PostgreSQL refuses a jsonb value over 256 MB: larger batches (big messages
+# of one tenant arriving together over SMTP) are stored by the transactional path (COPY).
+ONE_STATEMENT_MAX_BODY_BYTES = 64 * 1024 * 1024
 (_IDEMPOTENCY_UNIQUE,) = (c.name for c in IdempotencyKey._meta.constraints)
 MAX_REPLY_TO = 10
 MAX_TAGS = 10
@@ -783,7 +787,7 @@ def _store(*, tenant, items, credential=None, idempotency=None, endpoints=None) 
         ]
         rows.append((message, recipients, len(prepared.accepted)))
 
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and sum(len(m.body) for m, _, _ in rows) <= ONE_STATEMENT_MAX_BODY_BYTES:
         results = _store_in_one_statement(tenant, rows, idempotency, endpoints)
     else:
         results = _store_in_transaction(tenant, rows, idempotency, endpoints)
@@ -876,8 +880,8 @@ def _idempotency_key(tenant, idempotency, rows):
 
 
 def _store_in_transaction(tenant, rows, idempotency, endpoints) -> list:
-    """Other databases (SQLite in development): quota and rate limit first, then the rows in
-    a transaction."""
+    """Other databases (SQLite in development), and batches too large for one statement on
+    PostgreSQL: quota and rate limit first, then the rows in a transaction."""
     # Quota and rate limit are taken BEFORE the transaction, each as a single autocommitted
     # statement: the UPDATE of the tenant's monthly counter row then holds that row's lock only
     # while the database executes and commits it, never while this process works or waits

@@ -252,3 +252,27 @@ def test_two_tenants_batches_stored_at_once_are_counted_exactly(make_tenant):
         assert Message.objects.filter(tenant=tenant).count() == 8 * 5
         assert Recipient.objects.filter(tenant=tenant, message__tenant=tenant).count() == 8 * 5 * 2
         assert Event.objects.filter(tenant=tenant, payload__tenant_id=str(tenant.pk)).count() == 8 * 5 * 2
+
+
+@pytest.mark.django_db
+def test_a_batch_too_large_for_one_jsonb_value_is_stored_in_a_transaction(make_tenant, monkeypatch,
+                                                                         django_capture_on_commit_callbacks):
+    """PostgreSQL refuses a jsonb value over 256 MB: bodies beyond ONE_STATEMENT_MAX_BODY_BYTES
+    (together) go through the transactional path, stored and counted the same."""
+    tenant = make_tenant()
+    make_verified_domain(tenant, "example.com")
+    items = [one_message(tenant, to=[f"big{i}@example.org"]) for i in range(3)]
+    monkeypatch.setattr(services, "ONE_STATEMENT_MAX_BODY_BYTES", sum(len(p.raw) for p in items) // 2)
+    one_statement = mock.Mock(side_effect=AssertionError("not for this batch"))
+    monkeypatch.setattr(services, "_store_in_one_statement", one_statement)
+    with mock.patch.object(services, "enqueue_delivery") as enqueued, django_capture_on_commit_callbacks(execute=True):
+        results = services._store(tenant=tenant, items=items)
+    assert [r.recipients[0].email for r in results] == [f"big{i}@example.org" for i in range(3)]
+    assert Recipient.objects.filter(tenant=tenant, status="queued").count() == 3
+    assert UsageCounter.objects.get(tenant=tenant).emails_sent == 3
+    assert sorted(enqueued.call_args.args[0]) == sorted(r.recipients[0].pk for r in results)
+    assert not one_statement.called
+    # Within the limit, the same batch takes the one statement.
+    monkeypatch.setattr(services, "ONE_STATEMENT_MAX_BODY_BYTES", 64 * 1024 * 1024)
+    with pytest.raises(AssertionError, match="not for this batch"):
+        services._store(tenant=tenant, items=[one_message(tenant, to=["small@example.org"])])
