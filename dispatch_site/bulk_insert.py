@@ -109,13 +109,21 @@ def _copy(model, objs, connection):
                                [meta.db_table, pk.column, len(missing)])
                 for obj, (value,) in zip(missing, cursor.fetchall()):
                     setattr(obj, pk.attname, value)
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        table = connection.ops.quote_name(meta.db_table)
+    copy_rows(connection, meta.db_table, [f.column for f in fields],
+              ([f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs))
+
+
+def copy_rows(connection, table, columns, rows):
+    """COPY `rows` (sequences of values, in `columns` order, as psycopg adapts them) into `table`
+    (PostgreSQL)."""
+    quote = connection.ops.quote_name
+    sql = f"COPY {quote(table)} ({', '.join(quote(c) for c in columns)}) FROM STDIN"
+    with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor: Django's wrapper has no copy()
         # wrap_database_errors: a failing row raises Django's IntegrityError etc., as an INSERT would.
-        with connection.wrap_database_errors, raw.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-            for obj in objs:
-                copy.write_row([f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields])
+        with connection.wrap_database_errors, raw.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def on_commit(callback, using="default"):

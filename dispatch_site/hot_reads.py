@@ -4,9 +4,11 @@ Django compiles a queryset's SQL again on every evaluation. For the reads that e
 every SMTP message make (the credential with its tenant and plan, the sending domain, the
 tenant's enabled webhook endpoints) compiling cost more client CPU than PostgreSQL spent
 answering (bench/README.md, "Third pass"); a single /send reads its domain, its recipients'
-suppressions and the tenant's endpoints in one statement, one round trip instead of three. Their SQL is written once here instead: column lists
-come from the models' metadata, and rows become model instances through `Model.from_db` with the
-fields' database converters applied, so callers get exactly what the ORM would have given them.
+suppressions and the tenant's endpoints in one statement, one round trip instead of three.
+Their SQL is written once here instead: column lists come from the models' metadata, and rows
+become model instances through `Model.from_db` with the fields' database converters applied
+(or, where that is all from_db would do, straight into the instance: `Columns.build`), so
+callers get exactly what the ORM would have given them.
 A constant statement text also stays prepared under server-side binding.
 
 Tenancy: every read of tenant-owned rows here takes the tenant and filters on it in SQL, as the

@@ -864,8 +864,7 @@ def _execute_store(tenant, rows, idempotency, endpoints, *, gate):
             raise _IdempotencyRace() from None  # a concurrent request with this key committed first
         raise
     if stored:
-        queued_ids = [r.id for _, rs, _ in rows for r in rs if r.status == Recipient.Status.QUEUED]
-        transaction.on_commit(lambda: enqueue_delivery(queued_ids))
+        _enqueue_after_commit(rows)
     return stored, used
 
 
@@ -899,8 +898,7 @@ def _store_in_transaction(tenant, rows, idempotency, endpoints) -> list:
                 except IntegrityError:
                     raise _IdempotencyRace() from None
             _insert(tenant, accepted_rows, endpoints)
-            queued_ids = [r.id for _, rs, _ in accepted_rows for r in rs if r.status == Recipient.Status.QUEUED]
-            transaction.on_commit(lambda: enqueue_delivery(queued_ids))
+            _enqueue_after_commit(accepted_rows)
     except BaseException:
         _give_back(tenant, reserved)
         raise
@@ -921,6 +919,12 @@ def _insert(tenant, rows, endpoints):
         tenant=tenant,
         endpoints=endpoints,
     )
+
+
+def _enqueue_after_commit(rows):
+    """Delivery of the stored rows' queued recipients, published once they are committed."""
+    queued_ids = [r.id for _, rs, _ in rows for r in rs if r.status == Recipient.Status.QUEUED]
+    transaction.on_commit(lambda: enqueue_delivery(queued_ids))
 
 
 def _give_back(tenant, reserved):

@@ -63,8 +63,8 @@ class SubmissionHandler:
         if refusal:
             return refusal
         domain = address.rpartition("@")[2]
-        cached = session.sender_domains.get(domain)
-        if cached is None or time.monotonic() - cached[1] > SENDER_DOMAIN_CACHE_SECONDS:
+        cached = _fresh_sender_answer(session, domain)
+        if cached is None:
             try:
                 found = await self.db.run(sending_domain_for, tenant=session.tenant, address=address)
             except DatabaseError:
@@ -127,12 +127,19 @@ def _store_many(tenant, credential, items):
     return submit_raw_many(tenant=tenant, items=items, credential=credential)
 
 
-def _checked_sender_domain(session, mail_from):
-    """The Domain that MAIL FROM was found usable on, while that answer is fresh, else None."""
-    cached = session.sender_domains.get(mail_from.rpartition("@")[2])
+def _fresh_sender_answer(session, domain):
+    """(usable Domain or None, checked at) of this session's MAIL check of `domain`, while it is
+    fresh (SENDER_DOMAIN_CACHE_SECONDS); None when there is no fresh answer."""
+    cached = session.sender_domains.get(domain)
     if cached is None or time.monotonic() - cached[1] > SENDER_DOMAIN_CACHE_SECONDS:
         return None
-    return cached[0]
+    return cached
+
+
+def _checked_sender_domain(session, mail_from):
+    """The Domain that MAIL FROM was found usable on, while that answer is fresh, else None."""
+    cached = _fresh_sender_answer(session, mail_from.rpartition("@")[2])
+    return cached[0] if cached else None
 
 
 def _authenticate(username, password):

@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection as db, transaction
 from django.utils import timezone
 
-from dispatch_site.bulk_insert import insert_many
+from dispatch_site.bulk_insert import copy_rows, insert_many
 from sending.models import DeliveryAttempt, Message, Recipient
 
 log = logging.getLogger(__name__)
@@ -252,13 +252,7 @@ def _insert_attempts(effects):
     if db.vendor != "postgresql":
         insert_many(DeliveryAttempt(**dict(zip(_ATTEMPT_COLUMNS, _attempt_values(e)))) for e in effects)
         return
-    quote = db.ops.quote_name
-    sql = f"COPY {quote(DeliveryAttempt._meta.db_table)} ({', '.join(quote(c) for c in _ATTEMPT_COLUMNS)}) FROM STDIN"
-    with db.cursor() as cursor:
-        # wrap_database_errors: a failing row raises Django's IntegrityError etc., as an INSERT would.
-        with db.wrap_database_errors, cursor.cursor.copy(sql) as copy:
-            for effect in effects:
-                copy.write_row(_attempt_values(effect))
+    copy_rows(db, DeliveryAttempt._meta.db_table, _ATTEMPT_COLUMNS, map(_attempt_values, effects))
 
 
 def _emit(effects):
