@@ -62,8 +62,10 @@ def _attachments(value):
         for key in ("filename", "content_type", "content"):
             if not isinstance(item.get(key), str):
                 raise _bad(f"{field}.{key}", "required string")
-        inline = item.get("inline", False)
-        if not isinstance(inline, bool):
+        inline = item.get("inline")
+        if inline is None:
+            inline = False
+        elif not isinstance(inline, bool):
             raise _bad(f"{field}.inline", "must be a boolean")
         content_id = item.get("content_id")
         if content_id is not None and not isinstance(content_id, str):
@@ -86,8 +88,10 @@ def parse_send_request(data) -> SendRequest:
         raise ValidationFailed("The request body must be a JSON object.")
     if not isinstance(data.get("from"), str):
         raise _bad("from", "required string")
-    use_master = data.get("use_master_template", False)
-    if not isinstance(use_master, bool):
+    use_master = data.get("use_master_template")
+    if use_master is None:  # null means "not given", as for every other optional field
+        use_master = False
+    elif not isinstance(use_master, bool):
         raise _bad("use_master_template", "must be a boolean")
     variables = data.get("template_variables")
     if variables is not None and not isinstance(variables, dict):
