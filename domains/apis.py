@@ -1,15 +1,11 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from dispatch_site.api.responses import created, ok
+from dispatch_site.api.responses import created, ok, timestamp
 from dispatch_site.api.views import TenantScopedAPIView
 from tenants.apis import validated
 
 from . import records, selectors, services
-
-
-def _iso(moment):
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def domain_data(domain):
@@ -25,11 +21,11 @@ def domain_data(domain):
         "verified": usable,
         "dkim_selector": domain.dkim_selector,
         "return_path_domain": domain.return_path_domain,
-        "verified_at": _iso(domain.verified_at),
-        "warning_since": _iso(domain.warning_since),
-        "grace_ends_at": _iso(domain.grace_ends_at),
-        "last_checked_at": _iso(domain.last_checked_at),
-        "created_at": _iso(domain.created_at),
+        "verified_at": timestamp(domain.verified_at),
+        "warning_since": timestamp(domain.warning_since),
+        "grace_ends_at": timestamp(domain.grace_ends_at),
+        "last_checked_at": timestamp(domain.last_checked_at),
+        "created_at": timestamp(domain.created_at),
     }
 
 

@@ -2,7 +2,7 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
-from dispatch_site.api.responses import created, ok
+from dispatch_site.api.responses import created, ok, timestamp
 from dispatch_site.api.views import TenantScopedAPIView, UserAPIView
 from tenants.apis import validated
 
@@ -18,7 +18,7 @@ def provider_data(dns_provider):
         "id": str(dns_provider.id),
         "provider": dns_provider.provider,
         "label": dns_provider.label,
-        "created_at": dns_provider.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": timestamp(dns_provider.created_at),
     }
 
 

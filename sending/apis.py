@@ -5,7 +5,7 @@ import binascii
 from drf_spectacular.utils import extend_schema
 
 from dispatch_site.api.pagination import paginate_by_offset, paginate_by_page
-from dispatch_site.api.responses import created, ok
+from dispatch_site.api.responses import created, ok, timestamp
 from dispatch_site.api.views import TenantScopedAPIView
 from dispatch_site.errors import DispatchError, ValidationFailed
 from tenants.apis import RateLimitHeaders
@@ -18,10 +18,6 @@ from .suppressions import suppression_add, suppression_remove
 MAX_BULK_MESSAGES = 100
 MAX_ATTACHMENTS = 100
 MAX_IDEMPOTENCY_KEY = 255
-
-
-def _iso(moment):
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
 def _credential(request):
@@ -66,8 +62,10 @@ def _attachments(value):
         for key in ("filename", "content_type", "content"):
             if not isinstance(item.get(key), str):
                 raise _bad(f"{field}.{key}", "required string")
-        inline = item.get("inline", False)
-        if not isinstance(inline, bool):
+        inline = item.get("inline")
+        if inline is None:
+            inline = False
+        elif not isinstance(inline, bool):
             raise _bad(f"{field}.inline", "must be a boolean")
         content_id = item.get("content_id")
         if content_id is not None and not isinstance(content_id, str):
@@ -90,8 +88,10 @@ def parse_send_request(data) -> SendRequest:
         raise ValidationFailed("The request body must be a JSON object.")
     if not isinstance(data.get("from"), str):
         raise _bad("from", "required string")
-    use_master = data.get("use_master_template", False)
-    if not isinstance(use_master, bool):
+    use_master = data.get("use_master_template")
+    if use_master is None:  # null means "not given", as for every other optional field
+        use_master = False
+    elif not isinstance(use_master, bool):
         raise _bad("use_master_template", "must be a boolean")
     variables = data.get("template_variables")
     if variables is not None and not isinstance(variables, dict):
@@ -199,10 +199,10 @@ def email_summary(message):
         "has_attachments": message.has_attachments,
         "status": message.status,
         "bounce_type": message.bounce_type,
-        "queued_at": _iso(message.queued_at),
-        "delivered_at": _iso(message.delivered_at),
-        "bounced_at": _iso(message.bounced_at),
-        "expires_at": _iso(message.expires_at),
+        "queued_at": timestamp(message.queued_at),
+        "delivered_at": timestamp(message.delivered_at),
+        "bounced_at": timestamp(message.bounced_at),
+        "expires_at": timestamp(message.expires_at),
         "tags": message.tags,
         "source": message.source,
     }
@@ -210,7 +210,7 @@ def email_summary(message):
 
 def attempt_data(attempt):
     return {
-        "started_at": _iso(attempt.started_at),
+        "started_at": timestamp(attempt.started_at),
         "duration_ms": attempt.duration_ms,
         "mx_host": attempt.mx_host,
         "remote_ip": attempt.remote_ip,
@@ -226,7 +226,7 @@ def recipient_data(recipient):
         "kind": recipient.kind,
         "status": recipient.status,
         "attempts": recipient.attempts,
-        "next_attempt_at": _iso(recipient.next_attempt_at) if recipient.status in ("queued", "deferred") else None,
+        "next_attempt_at": timestamp(recipient.next_attempt_at) if recipient.status in ("queued", "deferred") else None,
         "last_response": {
             "code": recipient.last_response_code,
             "enhanced_status": recipient.last_enhanced_status or None,
@@ -234,9 +234,9 @@ def recipient_data(recipient):
         },
         "bounce": {"type": recipient.bounce_type, "classification": recipient.bounce_class or None}
         if recipient.bounce_type or recipient.bounce_class else None,
-        "delivered_at": _iso(recipient.delivered_at),
-        "bounced_at": _iso(recipient.bounced_at),
-        "failed_at": _iso(recipient.failed_at),
+        "delivered_at": timestamp(recipient.delivered_at),
+        "bounced_at": timestamp(recipient.bounced_at),
+        "failed_at": timestamp(recipient.failed_at),
         "delivery_attempts": [attempt_data(a) for a in recipient.delivery_attempts.all()],
     }
 
@@ -250,7 +250,7 @@ def email_detail(message):
         "bcc_count": message.bcc_count,
         "metadata": message.metadata,
         "template_id": message.template_ref or None,
-        "body_erased_at": _iso(message.body_erased_at),
+        "body_erased_at": timestamp(message.body_erased_at),
         "recipients": [recipient_data(r) for r in message.recipients.all()],
     })
     return data
@@ -289,7 +289,7 @@ def suppression_data(suppression):
         "bounce_class": suppression.bounce_class or None,
         "feedback_type": suppression.feedback_type or None,
         "source_message_id": str(suppression.source_message_id) if suppression.source_message_id else None,
-        "created_at": _iso(suppression.created_at),
+        "created_at": timestamp(suppression.created_at),
     }
 
 

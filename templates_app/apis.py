@@ -2,15 +2,11 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from dispatch_site.api.pagination import paginate_by_page
-from dispatch_site.api.responses import created, ok
+from dispatch_site.api.responses import created, ok, timestamp
 from dispatch_site.api.views import TenantScopedAPIView
 from tenants.apis import validated
 
 from . import selectors, services
-
-
-def _iso(moment):
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def template_data(template):
@@ -22,8 +18,8 @@ def template_data(template):
         "html_body": template.html_body,
         "text_body": template.text_body,
         "variables": template.variables,
-        "created_at": _iso(template.created_at),
-        "updated_at": _iso(template.updated_at),
+        "created_at": timestamp(template.created_at),
+        "updated_at": timestamp(template.updated_at),
     }
 
 

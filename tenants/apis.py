@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from dispatch_site.api import throttling
-from dispatch_site.api.responses import created, ok
+from dispatch_site.api.responses import created, ok, timestamp
 from dispatch_site.api.views import TenantScopedAPIView, UserAPIView, is_credential
 from dispatch_site.errors import PermissionDenied, ValidationFailed
 
@@ -84,7 +84,7 @@ def tenant_data(tenant, *, with_usage=False):
         "plan": plan_data(tenant.plan),
         "status": tenant.status,
         "overage_enabled": tenant.overage_enabled,
-        "created_at": tenant.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": timestamp(tenant.created_at),
     }
     if with_usage:
         data["usage"] = selectors.usage_summary(tenant)
@@ -178,10 +178,10 @@ def credential_data(credential):
         "id": str(credential.id),
         "username": services.credential_username(credential),
         "label": credential.label,
-        "created_at": credential.created_at.isoformat().replace("+00:00", "Z"),
-        "last_used_at": credential.last_used_at.isoformat().replace("+00:00", "Z") if credential.last_used_at else None,
+        "created_at": timestamp(credential.created_at),
+        "last_used_at": timestamp(credential.last_used_at),
         "revoked": credential.is_revoked,
-        "revoked_at": credential.revoked_at.isoformat().replace("+00:00", "Z") if credential.revoked_at else None,
+        "revoked_at": timestamp(credential.revoked_at),
     }
 
 

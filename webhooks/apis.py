@@ -2,17 +2,13 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from dispatch_site.api.pagination import paginate_by_page
-from dispatch_site.api.responses import created, ok
+from dispatch_site.api.responses import created, ok, timestamp
 from dispatch_site.api.views import TenantScopedAPIView
 from dispatch_site.errors import ValidationFailed
 from tenants.apis import validated
 
 from . import selectors, services
 from .models import EVENT_TYPES, Delivery
-
-
-def _time(moment):
-    return services.rfc3339(moment) if moment else None
 
 
 def endpoint_data(endpoint):
@@ -22,10 +18,10 @@ def endpoint_data(endpoint):
         "events": endpoint.events,
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason or None,
-        "disabled_at": _time(endpoint.disabled_at),
-        "failing_since": _time(endpoint.failing_since),
-        "created_at": _time(endpoint.created_at),
-        "updated_at": _time(endpoint.updated_at),
+        "disabled_at": timestamp(endpoint.disabled_at),
+        "failing_since": timestamp(endpoint.failing_since),
+        "created_at": timestamp(endpoint.created_at),
+        "updated_at": timestamp(endpoint.updated_at),
     }
 
 
@@ -37,13 +33,13 @@ def delivery_data(delivery):
         "webhook_id": delivery.webhook_id,
         "status": delivery.status,
         "attempts": delivery.attempts,
-        "next_attempt_at": _time(delivery.next_attempt_at),
-        "last_attempt_at": _time(delivery.last_attempt_at),
+        "next_attempt_at": timestamp(delivery.next_attempt_at),
+        "last_attempt_at": timestamp(delivery.last_attempt_at),
         "response_code": delivery.last_response_code,
         "response_body": delivery.last_response_body,
         "error": delivery.last_error or None,
-        "succeeded_at": _time(delivery.succeeded_at),
-        "created_at": _time(delivery.created_at),
+        "succeeded_at": timestamp(delivery.succeeded_at),
+        "created_at": timestamp(delivery.created_at),
     }
 
 

@@ -42,6 +42,27 @@ def test_add_returns_the_records_to_publish(api, tenant, settings):
     assert all({"record_type", "host", "value", "purpose"} <= set(rec) for rec in data["dns_records"])
 
 
+def test_the_hosted_services_record_names_are_three_settings_away(api, tenant, settings):
+    """docs/domains.md: the spec's example records, name for name."""
+    settings.DISPATCH_VERIFY_RECORD_PREFIX = "_cybdispatch"
+    settings.DISPATCH_VERIFY_TOKEN_PREFIX = "cyb-verify-"
+    settings.DISPATCH_RETURN_PATH_SUBDOMAIN = "dispatch"
+    settings.DISPATCH_HOSTNAME = "dispatch.cybernethicc.com"
+    r = api.post(url(tenant), {"domain": "yourdomain.com"}, format="json")
+    assert r.status_code == 201, r.content
+    shown = [(rec["record_type"], rec["host"], rec["value"].split("=")[0] if rec["kind"] == "dkim" else rec["value"],
+              rec["purpose"]) for rec in r.json()["data"]["dns_records"] if rec["kind"] != "return_path_spf"]
+    token = shown[0][2]
+    assert token.startswith("cyb-verify-")
+    assert shown == [
+        ("TXT", "_cybdispatch.yourdomain.com", token, "Domain verification"),
+        ("TXT", "dispatch._domainkey.yourdomain.com", "v", "DKIM signing"),
+        ("TXT", "yourdomain.com", "v=spf1 include:dispatch.cybernethicc.com ~all", "SPF - authorize sending servers"),
+        ("TXT", "_dmarc.yourdomain.com", "v=DMARC1; p=none;", "DMARC policy"),
+        ("MX", "dispatch.yourdomain.com", "10 dispatch.cybernethicc.com", "Bounce handling return path"),
+    ]
+
+
 def test_dkim_record_carries_the_public_half_of_a_fresh_rsa_2048_key(api, tenant, add_domain):
     first = add_domain("example.com")
     second = add_domain("example.org")

@@ -278,6 +278,20 @@ def test_malformed_fields_answer_400_and_store_nothing(api, send_url, verified_d
     assert not Message.objects.exists()
 
 
+def test_optional_fields_sent_as_null_count_as_not_given(api, send_url, verified_domain):
+    """JSON clients often send null for an optional field: the spec's optional fields (and an
+    attachment's optional inline/content_id) then take their defaults instead of a 400."""
+    payload = {**message_payload(), "text_body": None, "template_id": None, "template_variables": None,
+               "use_master_template": None, "attachments": [
+                   {"filename": "r.txt", "content_type": "text/plain", "content": "eA==", "inline": None, "content_id": None}]}
+    response = api.post(send_url, payload, format="json")
+    assert response.status_code == 200, response.content
+    raw, parsed = stored_mime(Message.objects.get(pk=response.json()["data"]["id"]))
+    assert b"<!DOCTYPE" not in raw  # no master template wrapper
+    [attachment] = list(parsed.iter_attachments())
+    assert attachment.get_content_disposition() == "attachment" and attachment.get_filename() == "r.txt"
+
+
 def test_non_json_and_non_object_bodies_are_refused(api, send_url, verified_domain):
     response = api.post(send_url, data="from=a@example.com", content_type="application/x-www-form-urlencoded")
     assert_error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
