@@ -9,14 +9,15 @@ Environment: DATABASE_URL (SQLite), DISPATCH_VAR_DIR, DISPATCH_DNS_NAMESERVERS (
 MX is a sink on loopback, DISPATCH_OUTBOUND_SMTP_PORT), DISPATCH_DELIVERY_MODE=mx.
 
 Steps (each one's state is recorded under its name):
-  submitted  the API path (submit, submit_many) and the SMTP path (submit_raw_many) store
-             messages through the transactional store
+  submitted  the API path (submit with and without an Idempotency-Key, submit_many) and the
+             SMTP path (submit_raw_many) store messages through the transactional store
   first      the Celery delivery task's functions (deliver_recipients: claim, then drain:
              claim_due) deliver, defer, bounce
   again      the task runs again at once: nothing is due, nothing is sent
   retried    the deferred recipients are made due and the task runs again
   resubmit   a new message to the hard-bounced address: suppressed at submission
   replayed   a worker records an outcome and dies before its effects; the sweeper replays them
+  reply_lost the ledger UPDATE commits but fails on its way back; the retry keeps the outcome
 """
 import json
 import os
@@ -50,6 +51,7 @@ def main(out_path):
     from sending.models import Recipient
     from tenants.models import User
     from tenants.services import credential_create, plans_seed, tenant_create
+    from tests.support.db_faults import first_reply_lost
     from webhooks.services import endpoint_create
 
     plans_seed()
@@ -72,7 +74,17 @@ def main(out_path):
          "raw": _raw("Raw 1", "raw@dest.test")},
         {"mail_from": SENDER, "rcpt_tos": ["reject2@dest.test"], "raw": _raw("Raw 2", "reject2@dest.test")},
     ])
-    results = [mixed, *batch, *raw]
+    # An Idempotency-Key: the same request again is answered from the first, nothing is stored twice
+    keyed = services.SendRequest(from_=SENDER, to=["keyed@dest.test"], subject="Keyed", text_body="Once.\n")
+    first_keyed = services.submit(tenant=tenant, request=keyed, idempotency_key="k-1", request_hash="h-1")
+    replay = services.submit(tenant=tenant, request=keyed, idempotency_key="k-1", request_hash="h-1")
+    try:
+        services.submit(tenant=tenant, request=keyed, idempotency_key="k-1", request_hash="h-2")
+        observed["idempotency_reused"] = None
+    except services.IdempotencyKeyReused as exc:
+        observed["idempotency_reused"] = exc.code
+    observed["idempotency"] = {"first": first_keyed.response, "replay": replay.response, "replayed": replay.replayed}
+    results = [mixed, *batch, *raw, first_keyed]
     observed["messages"] = {r.message.subject: str(r.message.id) for r in results}
     observed["submit_responses"] = [r.response for r in results]
     observed["submitted"] = snapshot(tenant)
@@ -122,46 +134,13 @@ def main(out_path):
     lease, [claimed] = engine.claim([lost.recipients[0].id])
     recording.RECORD_RETRY_DELAYS = (0.01,)
     recorder = recording.Recorder()
-    with _first_statement_reply_lost():
+    with first_reply_lost(connection, "disk I/O error"):
         observed["lost_recorded"] = recorder.record(claimed, result, 0.0, lease=lease)
     recorder.flush()
     observed["reply_lost"] = snapshot(tenant)
 
     pool.close_all()
     Path(out_path).write_text(json.dumps(observed, indent=1, default=str))
-
-
-class _first_statement_reply_lost:
-    """The next statement runs (and autocommits), then fails as a dropped connection would."""
-
-    def __enter__(self):
-        from django.db import OperationalError
-
-        real_cursor, calls = connection.cursor, []
-
-        class ReplyLost:
-            def __init__(self, cursor):
-                self.cursor = cursor
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                self.cursor.close()
-
-            def execute(self, sql, params):
-                self.cursor.execute(sql, params)
-                raise OperationalError("disk I/O error")
-
-        def cursor():
-            calls.append(1)
-            return ReplyLost(real_cursor()) if len(calls) == 1 else real_cursor()
-
-        connection.cursor = cursor
-        return self
-
-    def __exit__(self, *exc):
-        del connection.cursor  # the class's method again
 
 
 def _raw(subject, to):

@@ -19,7 +19,7 @@ from tests.support.dns_server import DNSTestServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = Path(__file__).with_name("sqlite_scenario.py")
-DELIVERED = ("ok@dest.test", "one@dest.test", "raw@dest.test", "hidden@dest.test")
+DELIVERED = ("ok@dest.test", "one@dest.test", "raw@dest.test", "hidden@dest.test", "keyed@dest.test")
 
 
 @pytest.fixture(scope="module")
@@ -66,14 +66,24 @@ def test_api_and_smtp_submissions_are_stored_queued_with_their_sent_events(run):
     submitted = observed["submitted"]
     assert {email: r["status"] for email, r in submitted["recipients"].items()} == {
         email: "queued" for email in ("ok@dest.test", "defer@dest.test", "reject@dest.test", "one@dest.test",
-                                      "spam@dest.test", "raw@dest.test", "hidden@dest.test", "reject2@dest.test")
+                                      "spam@dest.test", "raw@dest.test", "hidden@dest.test", "reject2@dest.test",
+                                      "keyed@dest.test")
     }
     sources = {subject: message(observed, "submitted", subject)["source"] for subject in ("Mixed", "Batch 1", "Raw 1")}
     assert sources == {"Mixed": "api", "Batch 1": "api", "Raw 1": "smtp"}
-    assert [len(r["data"]["recipients"]) for r in observed["submit_responses"]] == [3, 1, 1, 2, 1]
-    assert submitted["event_counts"] == {"sent": 8}
-    assert submitted["usage"][0]["emails_sent"] == 8
+    assert [len(r["data"]["recipients"]) for r in observed["submit_responses"]] == [3, 1, 1, 2, 1, 1]
+    assert submitted["event_counts"] == {"sent": 9}
+    assert submitted["usage"][0]["emails_sent"] == 9
     assert submitted["webhook_deliveries"] == []  # the endpoint takes delivered and bounced only
+
+
+def test_an_idempotency_key_replays_the_first_response_and_refuses_another_body(run):
+    observed, _ = run
+    idempotency = observed["idempotency"]
+    assert idempotency["replayed"] is True and idempotency["replay"] == idempotency["first"]
+    assert observed["idempotency_reused"] == "IDEMPOTENCY_KEY_REUSED"
+    keyed = [r for r in recipients(observed, "submitted").values() if r["message"] == idempotency["first"]["data"]["id"]]
+    assert len(keyed) == 1 and len(observed["submitted"]["messages"]) == 6
 
 
 def test_an_accepted_recipient_is_delivered_signed_with_its_attempt_event_and_message_status(run):
@@ -94,7 +104,7 @@ def test_an_accepted_recipient_is_delivered_signed_with_its_attempt_event_and_me
     assert copy.data.startswith(b"DKIM-Signature:") and b"d=example.com" in copy.data
     assert copy.mail_from.endswith("@bounces.example.com")
     assert b"hidden@dest.test" not in copy.data  # the Bcc recipient got its own copy
-    assert observed["first"]["usage"][0]["delivered"] == 4
+    assert observed["first"]["usage"][0]["delivered"] == 5
 
 
 def test_a_4xx_reply_defers_the_recipient_with_its_next_retry_set(run):
