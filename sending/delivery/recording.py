@@ -120,12 +120,15 @@ def _execute_with_reconnect(sql, params):
 def _recorded_under(recipient_id, lease_value):
     """None when the row does not carry an outcome recorded under `lease_value`; else whether
     its effects are still pending."""
+    # The lease is compared in SQL, as the ledger UPDATE's guard compares it: `lease_value` is in
+    # the database's form (a string on SQLite), which the column read back would not be.
     with db.cursor() as cursor:
-        cursor.execute(f"SELECT status, lease_until, effects_pending FROM {_TABLE} WHERE id = %s", [recipient_id])
+        cursor.execute(f"SELECT status, effects_pending FROM {_TABLE} WHERE id = %s AND lease_until = %s",
+                       [recipient_id, lease_value])
         row = cursor.fetchone()
-    if row is None or row[0] == Status.SENDING or row[1] != lease_value:
+    if row is None or row[0] == Status.SENDING:
         return None
-    return bool(row[2])
+    return bool(row[1])
 
 
 @lru_cache(maxsize=64)

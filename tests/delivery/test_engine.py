@@ -461,39 +461,17 @@ def test_an_outcome_is_recorded_after_the_database_connection_was_killed(mx, que
 def test_an_outcome_whose_commit_reply_was_lost_is_not_taken_for_a_lost_lease(mx, queue_message, monkeypatch):
     """The UPDATE committed but its reply never arrived: the retry finds the row already carrying
     this lease's outcome and keeps it (one attempt counted, effects applied once)."""
-    from django.db import OperationalError, connection
+    from django.db import connection
 
     from sending.delivery import recording
+    from tests.support.db_faults import first_reply_lost
 
     monkeypatch.setattr(recording, "RECORD_RETRY_DELAYS", (0.05,))
     message, [recipient] = queue_message("alice@dest.test")
     lease, [claimed] = engine.claim([recipient.id])
-    real_cursor, calls = connection.cursor, []
-
-    class ReplyLost:
-        """The statement runs (and autocommits); then the connection dies before its reply."""
-
-        def __init__(self, cursor):
-            self.cursor = cursor
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.cursor.close()
-
-        def execute(self, sql, params):
-            self.cursor.execute(sql, params)
-            raise OperationalError("server closed the connection unexpectedly")
-
-    def cursor():
-        calls.append(1)
-        return ReplyLost(real_cursor()) if len(calls) == 1 else real_cursor()
-
-    monkeypatch.setattr(connection, "cursor", cursor)
     recorder = recording.Recorder()
-    assert recorder.record(claimed, engine.Result("delivered", 250, "2.0.0", "ok", "mx.dest.test"), 0, lease=lease)
-    monkeypatch.undo()
+    with first_reply_lost(connection):
+        assert recorder.record(claimed, engine.Result("delivered", 250, "2.0.0", "ok", "mx.dest.test"), 0, lease=lease)
     recorder.flush()
     recipient.refresh_from_db()
     assert recipient.status == S.DELIVERED and recipient.attempts == 1 and not recipient.effects_pending
