@@ -302,6 +302,11 @@ def test_non_json_and_non_object_bodies_are_refused(api, send_url, verified_doma
     {"attachments": [{"filename": "a\r\nX-Evil: 1.txt", "content_type": "text/plain", "content": "eA=="}]},
     {"attachments": [{"filename": "a.txt", "content_type": "text/plain\r\nX-Evil: 1", "content": "eA=="}]},
     {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "inline": True, "content_id": "x>\r\nX-Evil: <y"}]},
+    # A content_id on an attachment that is not inline is written too: it is checked the same way.
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x>\r\nX-Evil: <y"}]},
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x>\r\n\r\nbody <y"}]},
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x>\r\nBcc : v@example.org"}]},
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x> <y"}]},
     {"tags": ["a\nb"]},
 ])
 def test_header_injection_is_refused(api, send_url, verified_domain, overrides):
