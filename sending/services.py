@@ -38,7 +38,7 @@ from dispatch_site.errors import (
 )
 
 from . import events, mime
-from .addresses import InvalidAddress, domain_of, normalize_address, parse_mailbox, simple_address_list
+from .addresses import InvalidAddress, check_display_name, domain_of, normalize_address, parse_mailbox, simple_address_list
 from .dkim import normalize_line_endings
 from .models import IdempotencyKey, Message, Recipient
 from .suppressions import suppressed_among
@@ -662,7 +662,7 @@ def _single_from(headers) -> Address:
     display_name, addr_spec = addresses[0]
     addr = normalize_address(addr_spec, field="from")
     local, _, domain = addr.rpartition("@")
-    return Address(display_name=_undo_surrogates(display_name or ""), username=local, domain=domain)
+    return Address(display_name=check_display_name(_undo_surrogates(display_name or ""), field="from"), username=local, domain=domain)
 
 
 def _undo_surrogates(text):

@@ -315,6 +315,21 @@ def test_header_injection_is_refused(api, send_url, verified_domain, overrides):
     assert not Message.objects.exists()
 
 
+@pytest.mark.parametrize("overrides", [
+    {"from": "=?utf-8?q?Shop=0D=0ABcc:_v@example.org?= <sender@example.com>"},
+    {"from": "=?utf-8?b?U2hvcApYLUV2aWw6IDE=?= <sender@example.com>"},
+    {"from": "=?utf-8?q?Shop=01?= <sender@example.com>"},
+    {"to": ["=?utf-8?q?Alice=0D=0ABcc:_v@example.org?= <alice@example.org>"]},
+    {"cc": ["=?utf-8?q?C=0A?= <c@example.org>"]},
+    {"reply_to": ["=?utf-8?q?R=0D=0AX-Evil:_1?= <r@example.org>"]},
+])
+def test_a_display_name_whose_encoded_words_decode_to_control_characters_is_refused(api, send_url, verified_domain, overrides):
+    field = next(iter(overrides))
+    error = assert_error(api.post(send_url, message_payload(**overrides), format="json"), 400, "INVALID_ADDRESS")
+    assert field in error["details"]
+    assert not Message.objects.exists()
+
+
 @pytest.mark.parametrize("name", [
     "From", "to", "Bcc", "Subject", "Date", "Message-ID", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
     "DKIM-Signature", "Return-Path", "Received", "Sender", "List-Unsubscribe", "List-Unsubscribe-Post", "X-Dispatch-Tags",

@@ -103,6 +103,15 @@ def test_exactly_one_from_mailbox(tenant, verified_domain, raw):
         submit(tenant, raw=raw)
 
 
+@pytest.mark.parametrize("from_", [b"=?utf-8?q?Shop=0D=0ABcc:_v@example.org?= <shop@example.com>", b"=?utf-8?q?Shop=07?= <shop@example.com>"])
+def test_a_from_display_name_decoding_to_control_characters_is_refused_for_good(tenant, verified_domain, from_):
+    # Refused as bad input (5xx), not an unexpected error the client would retry forever.
+    with pytest.raises(ValidationFailed) as info:
+        submit(tenant, raw=RAW.replace(b"Shop <shop@example.com>", from_))
+    assert info.value.smtp_reply[0] // 100 == 5
+    assert not Message.objects.exists()
+
+
 @pytest.mark.parametrize("rcpt", ["v@[127.0.0.1]", "@relay.example:v@example.org", "a%b@example.org", "a!b@example.org", "x" * 65 + "@example.org"])
 def test_dangerous_recipients_are_refused(tenant, verified_domain, rcpt):
     with pytest.raises(InvalidAddress) as info:
