@@ -536,6 +536,29 @@ def _split_fields(raw):
     return fields
 
 
+# A header line: a field name (printable ASCII, no white space) straight followed by its colon, or
+# a continuation line (white space first).
+_FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]")
+
+
+def check_header_lines(raw):
+    """Every line of the header block must be a field or the continuation of one. Anything else
+    (`From : x`, which the email package skips and receivers read as a From; a line without a
+    colon, where parsers disagree on where the header ends) is refused: the headers we check
+    must be the headers every receiver sees. Raises ValidationFailed (550 5.6.0)."""
+    end = raw.find(b"\r\n\r\n")
+    head = raw[:end] if end >= 0 else raw.rstrip(b"\r\n")
+    if not head:
+        return
+    for number, line in enumerate(head.split(b"\r\n"), 1):
+        if not _FIELD_LINE.match(line) or (number == 1 and line[:1] in (b" ", b"\t")):
+            shown = line[:60].decode("ascii", "replace")
+            raise ValidationFailed(
+                f"Header line {number} is not a header field ({shown!r}): use Name: value, no space before the colon.",
+                details={"headers": [f"line {number} is not a header field"]},
+            )
+
+
 def _unfold(value):
     """What policy.default.header_fetch_parse does to a value before parsing it."""
     return value.replace("\r", "").replace("\n", "")
@@ -611,6 +634,7 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
     raw = normalize_line_endings(raw)
     if len(raw) > settings.DISPATCH_MAX_MESSAGE_BYTES:
         raise MessageTooLarge(f"The message is {len(raw)} bytes; the limit is {settings.DISPATCH_MAX_MESSAGE_BYTES} bytes.")
+    check_header_lines(raw)
     if not mail_from:
         raise InvalidAddress("A null reverse-path (MAIL FROM:<>) is not accepted for submission.")
     envelope_from = normalize_address(mail_from, field="mail_from")
