@@ -12,6 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email import errors as email_errors
 from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -497,6 +498,18 @@ class MessageHead:
                 lists.append(found)
         return lists
 
+    def is_unambiguous(self, name):
+        """False when a `name` field (an address-list header) reads only through the parser's
+        error recovery (an invalid-header defect; obsolete syntax and raw UTF-8 are fine):
+        `a@x <b@y>` is a@x to the email package and b@y to many receivers."""
+        name = name.lower()
+        for field_name, value in self._fields:
+            if field_name.lower() == name and simple_address_list(_unfold(value)) is None:
+                defects = _parse_header(field_name, value).defects
+                if any(isinstance(d, email_errors.InvalidHeaderDefect) for d in defects):
+                    return False
+        return True
+
     def text(self, name):
         """`str(get(name, ""))`. An unstructured field in ASCII without encoded words reads as
         its unfolded value, so it is not parsed."""
@@ -683,6 +696,8 @@ def _single_from(headers) -> Address:
     addresses = values[0]
     if len(addresses) != 1:
         raise InvalidAddress("From must name exactly one mailbox.", details={"from": ["exactly one mailbox"]})
+    if not headers.is_unambiguous("From"):
+        raise InvalidAddress("The From header is malformed: write it as Name <address>.", details={"from": ["malformed"]})
     display_name, addr_spec = addresses[0]
     addr = normalize_address(addr_spec, field="from")
     local, _, domain = addr.rpartition("@")

@@ -103,6 +103,32 @@ def test_exactly_one_from_mailbox(tenant, verified_domain, raw):
         submit(tenant, raw=raw)
 
 
+@pytest.mark.parametrize("from_", [
+    b"shop@example.com <ceo@victim.example>",
+    b"<shop@example.com>ceo@victim.example",
+    b"Shop <shop@example.com> <ceo@victim.example>",
+    b"shop@example.com ceo@victim.example",
+    b"shop@example.com; ceo@victim.example",
+    b"shop@example.com\\@victim.example",
+])
+def test_a_from_the_parser_reads_only_by_guessing_is_refused(tenant, verified_domain, from_):
+    # The email package recovers shop@example.com from each (with a defect); receivers may read
+    # ceo@victim.example, a domain the tenant does not own.
+    with pytest.raises(InvalidAddress) as info:
+        submit(tenant, raw=RAW.replace(b"Shop <shop@example.com>", from_))
+    assert info.value.smtp_reply == (553, "5.1.3")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("from_", [
+    b"shop@example.com", b'"Shop, Inc." <shop@example.com>', b"Dr. Shop <shop@example.com>",
+    b"shop@example.com (Shop)", b"=?utf-8?q?Gr=C3=BC=C3=9Fe?= <shop@example.com>", b"Shop\r\n <shop@example.com>",
+])
+def test_usual_from_forms_are_accepted(tenant, verified_domain, from_):
+    result = submit(tenant, raw=RAW.replace(b"Shop <shop@example.com>", from_))
+    assert result.message.from_address == "shop@example.com"
+
+
 @pytest.mark.parametrize("raw", [
     RAW.replace(b"To: Alice", b"From : CEO <ceo@victim.example>\r\nTo: Alice"),
     b"From : CEO <ceo@victim.example>\r\n" + RAW,

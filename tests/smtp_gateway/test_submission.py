@@ -134,6 +134,8 @@ def test_header_from_on_an_unverified_domain_is_refused_at_data(smtp_starttls, s
         (b"From : CEO <ceo@victim.example>\r\n" + simple_message(), (550, b"5.6.0")),
         (simple_message(extra=b"From\t: ceo@victim.example\r\n"), (550, b"5.6.0")),
         (simple_message(extra=b"not a header line\r\nFrom: ceo@victim.example\r\n"), (550, b"5.6.0")),
+        # The email package reads alice@example.com here, many receivers ceo@victim.example.
+        (simple_message(sender="alice@example.com <ceo@victim.example>"), (553, b"5.1.3")),
     ],
 )
 def test_malformed_messages_are_refused_at_data(smtp_starttls, sender, raw, expected):
