@@ -121,10 +121,7 @@ def _parse_mailbox(value, field) -> Address:
     try:
         header = email_policy.default.header_factory("To", value)
     except ValueError:  # an encoded word that decodes to CR or LF (Address refuses those)
-        raise InvalidAddress(
-            f"{field}: control characters are not allowed in the display name",
-            details={field: ["display name contains control characters"]},
-        ) from None
+        raise _control_chars_in_display_name(field) from None
     mailboxes = [mailbox for group in header.groups for mailbox in group.addresses]
     if len(mailboxes) != 1 or header.defects or header.groups[0].display_name is not None:
         raise InvalidAddress(f"{field}: expected one address", details={field: ["expected exactly one address"]})
@@ -140,11 +137,15 @@ def check_display_name(name: str, *, field) -> str:
     """A display name as decoded (encoded words included: `=?utf-8?q?a=0D=0A?=` decodes to CR LF)
     must have no control characters. Raises InvalidAddress."""
     if has_control_chars(name):
-        raise InvalidAddress(
-            f"{field}: control characters are not allowed in the display name",
-            details={field: ["display name contains control characters"]},
-        )
+        raise _control_chars_in_display_name(field)
     return name
+
+
+def _control_chars_in_display_name(field):
+    return InvalidAddress(
+        f"{field}: control characters are not allowed in the display name",
+        details={field: ["display name contains control characters"]},
+    )
 
 
 # The common, unambiguous forms of an address-list header (`addr@dom`, `Name <addr@dom>`,
