@@ -118,7 +118,10 @@ def _parse_mailbox(value, field) -> Address:
         # again would (addr_spec=...), at a twentieth of the cost — once per recipient of a /send.
         local, _, domain = normalize_address(value, field=field).rpartition("@")
         return Address(username=local, domain=domain)
-    header = email_policy.default.header_factory("To", value)
+    try:
+        header = email_policy.default.header_factory("To", value)
+    except ValueError:  # an encoded word that decodes to CR or LF (Address refuses those)
+        raise _control_chars_in_display_name(field) from None
     mailboxes = [mailbox for group in header.groups for mailbox in group.addresses]
     if len(mailboxes) != 1 or header.defects or header.groups[0].display_name is not None:
         raise InvalidAddress(f"{field}: expected one address", details={field: ["expected exactly one address"]})
@@ -127,7 +130,22 @@ def _parse_mailbox(value, field) -> Address:
         raise InvalidAddress(f"{field}: not a valid email address", details={field: ["not a valid email address"]})
     addr = normalize_address(f"{mailbox.username}@{mailbox.domain}", field=field)
     local, _, domain = addr.rpartition("@")
-    return Address(display_name=mailbox.display_name or "", username=local, domain=domain)
+    return Address(display_name=check_display_name(mailbox.display_name or "", field=field), username=local, domain=domain)
+
+
+def check_display_name(name: str, *, field) -> str:
+    """A display name as decoded (encoded words included: `=?utf-8?q?a=0D=0A?=` decodes to CR LF)
+    must have no control characters. Raises InvalidAddress."""
+    if has_control_chars(name):
+        raise _control_chars_in_display_name(field)
+    return name
+
+
+def _control_chars_in_display_name(field):
+    return InvalidAddress(
+        f"{field}: control characters are not allowed in the display name",
+        details={field: ["display name contains control characters"]},
+    )
 
 
 # The common, unambiguous forms of an address-list header (`addr@dom`, `Name <addr@dom>`,

@@ -120,9 +120,10 @@ def validate_attachment(*, filename, content_type, content_id, inline, index):
             f"{field}.content_type: not a valid MIME type ({content_type[:80]!r})",
             details={field: ["content_type must be a MIME type like application/pdf"]},
         )
-    if inline:
-        if content_id is None:
-            raise ValidationFailed(f"{field}.content_id: required for inline attachments", details={field: ["content_id is required when inline"]})
+    if inline and content_id is None:
+        raise ValidationFailed(f"{field}.content_id: required for inline attachments", details={field: ["content_id is required when inline"]})
+    if content_id is not None:
+        # Written as the part's Content-ID whether or not the part is inline.
         check_header_text(content_id, f"{field}.content_id")
         if not _CONTENT_ID_RE.match(content_id):
             raise ValidationFailed(f"{field}.content_id: invalid (no angle brackets or spaces)", details={field: ["invalid content_id"]})

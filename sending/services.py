@@ -12,6 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email import errors as email_errors
 from email.headerregistry import Address, HeaderRegistry, UnstructuredHeader
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
@@ -38,7 +39,7 @@ from dispatch_site.errors import (
 )
 
 from . import events, mime
-from .addresses import InvalidAddress, domain_of, normalize_address, parse_mailbox, simple_address_list
+from .addresses import InvalidAddress, check_display_name, domain_of, normalize_address, parse_mailbox, simple_address_list
 from .dkim import normalize_line_endings
 from .models import IdempotencyKey, Message, Recipient
 from .suppressions import suppressed_among
@@ -497,6 +498,18 @@ class MessageHead:
                 lists.append(found)
         return lists
 
+    def is_unambiguous(self, name):
+        """False when a `name` field (an address-list header) reads only through the parser's
+        error recovery (an invalid-header defect; obsolete syntax and raw UTF-8 are fine):
+        `a@x <b@y>` is a@x to the email package and b@y to many receivers."""
+        name = name.lower()
+        for field_name, value in self._fields:
+            if field_name.lower() == name and simple_address_list(_unfold(value)) is None:
+                defects = _parse_header(field_name, value).defects
+                if any(isinstance(d, email_errors.InvalidHeaderDefect) for d in defects):
+                    return False
+        return True
+
     def text(self, name):
         """`str(get(name, ""))`. An unstructured field in ASCII without encoded words reads as
         its unfolded value, so it is not parsed."""
@@ -534,6 +547,29 @@ def _split_fields(raw):
         fields.append((match[1], match[2]))
         position = match.end()
     return fields
+
+
+# A header line: a field name (printable ASCII, no white space) straight followed by its colon, or
+# a continuation line (white space first).
+_FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]")
+
+
+def check_header_lines(raw):
+    """Every line of the header block must be a field or the continuation of one. Anything else
+    (`From : x`, which the email package skips and receivers read as a From; a line without a
+    colon, where parsers disagree on where the header ends) is refused: the headers we check
+    must be the headers every receiver sees. Raises ValidationFailed (550 5.6.0)."""
+    end = raw.find(b"\r\n\r\n")
+    head = raw[:end] if end >= 0 else raw.rstrip(b"\r\n")
+    if not head:
+        return
+    for number, line in enumerate(head.split(b"\r\n"), 1):
+        if not _FIELD_LINE.match(line) or (number == 1 and line[:1] in (b" ", b"\t")):
+            shown = line[:60].decode("ascii", "replace")
+            raise ValidationFailed(
+                f"Header line {number} is not a header field ({shown!r}): use Name: value, no space before the colon.",
+                details={"headers": [f"line {number} is not a header field"]},
+            )
 
 
 def _unfold(value):
@@ -611,6 +647,7 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
     raw = normalize_line_endings(raw)
     if len(raw) > settings.DISPATCH_MAX_MESSAGE_BYTES:
         raise MessageTooLarge(f"The message is {len(raw)} bytes; the limit is {settings.DISPATCH_MAX_MESSAGE_BYTES} bytes.")
+    check_header_lines(raw)
     if not mail_from:
         raise InvalidAddress("A null reverse-path (MAIL FROM:<>) is not accepted for submission.")
     envelope_from = normalize_address(mail_from, field="mail_from")
@@ -659,10 +696,12 @@ def _single_from(headers) -> Address:
     addresses = values[0]
     if len(addresses) != 1:
         raise InvalidAddress("From must name exactly one mailbox.", details={"from": ["exactly one mailbox"]})
+    if not headers.is_unambiguous("From"):
+        raise InvalidAddress("The From header is malformed: write it as Name <address>.", details={"from": ["malformed"]})
     display_name, addr_spec = addresses[0]
     addr = normalize_address(addr_spec, field="from")
     local, _, domain = addr.rpartition("@")
-    return Address(display_name=_undo_surrogates(display_name or ""), username=local, domain=domain)
+    return Address(display_name=check_display_name(_undo_surrogates(display_name or ""), field="from"), username=local, domain=domain)
 
 
 def _undo_surrogates(text):

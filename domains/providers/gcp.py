@@ -22,6 +22,13 @@ from .errors import (
 )
 
 SCOPES = ["https://www.googleapis.com/auth/ndev.clouddns.readwrite"]
+# google-auth posts the signed grant to the key file's own `token_uri`, and the key file is the
+# user's: anything but Google's token endpoints would make us POST wherever it says (SSRF).
+GOOGLE_TOKEN_URIS = frozenset({
+    "https://oauth2.googleapis.com/token",
+    "https://accounts.google.com/o/oauth2/token",
+    "https://www.googleapis.com/oauth2/v4/token",
+})
 _RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
 
 
@@ -31,6 +38,8 @@ def service_account_credentials(service_account_json):
         info = json.loads(service_account_json) if isinstance(service_account_json, str) else dict(service_account_json)
         if info.get("type") != "service_account":
             raise ValueError('"type" is not "service_account"')
+        if info.get("token_uri") not in GOOGLE_TOKEN_URIS:
+            raise ValueError('"token_uri" must be Google\'s token endpoint, https://oauth2.googleapis.com/token')
         return service_account.Credentials.from_service_account_info(info, scopes=SCOPES)
     except (ValueError, TypeError, KeyError) as exc:
         raise DnsProviderAuthFailed(f"service_account_json is not a Google service-account key: {exc}") from None

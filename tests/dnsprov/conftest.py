@@ -43,6 +43,7 @@ def cloud_dns(gcp_service_account):
     fake.service_account_json = key_json
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         fake.install(mock)
+        fake.mock = mock
         yield fake
 
 

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import responses
 from moto.core import set_initial_no_auth_action_count
 
 from dispatch_site import crypto
@@ -77,6 +78,29 @@ def test_connecting_google_cloud_dns_with_a_service_account_key(api, user, cloud
     stored = json.loads(crypto.decrypt_text(bytes(row.credentials_encrypted), f"dnsprovider:{user.id}:{row.id}"))
     assert stored["project_id"] == cloud_dns.project_id  # taken from the key when not given
     assert "PRIVATE KEY" not in response.content.decode()
+
+
+@pytest.mark.parametrize("token_uri", [
+    "http://169.254.169.254/computeMetadata/v1/instance/service-accounts/default/token",
+    "http://127.0.0.1:8000/internal",
+    "https://oauth2.googleapis.com.attacker.example/token",
+    "http://oauth2.googleapis.com/token",
+])
+def test_a_service_account_key_cannot_send_the_token_request_elsewhere(api, cloud_dns, token_uri):
+    # google-auth posts the signed grant to the key file's own token_uri: a tenant-written key
+    # would make us POST to any URL (internal ones included) and echo the answer in the error.
+    info = json.loads(cloud_dns.service_account_json)
+    info["token_uri"] = token_uri
+    requested = []
+    cloud_dns.mock.add_callback(responses.POST, token_uri, callback=lambda request: requested.append(request) or (
+        200, {"Content-Type": "application/json"}, json.dumps({"access_token": "stolen", "expires_in": 3599})))
+
+    response = api.post(URL, {"provider": "gcp", "label": "x", "service_account_json": info}, format="json")
+
+    error = assert_error(response, 400, "DNS_PROVIDER_AUTH_FAILED")
+    assert "token_uri" in error["message"]
+    assert requested == []
+    assert not DnsProvider.objects.exists()
 
 
 @pytest.mark.parametrize("body,field", [

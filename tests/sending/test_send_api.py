@@ -316,11 +316,31 @@ def test_non_json_and_non_object_bodies_are_refused(api, send_url, verified_doma
     {"attachments": [{"filename": "a\r\nX-Evil: 1.txt", "content_type": "text/plain", "content": "eA=="}]},
     {"attachments": [{"filename": "a.txt", "content_type": "text/plain\r\nX-Evil: 1", "content": "eA=="}]},
     {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "inline": True, "content_id": "x>\r\nX-Evil: <y"}]},
+    # A content_id on an attachment that is not inline is written too: it is checked the same way.
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x>\r\nX-Evil: <y"}]},
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x>\r\n\r\nbody <y"}]},
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x>\r\nBcc : v@example.org"}]},
+    {"attachments": [{"filename": "a.png", "content_type": "image/png", "content": "eA==", "content_id": "x> <y"}]},
     {"tags": ["a\nb"]},
 ])
 def test_header_injection_is_refused(api, send_url, verified_domain, overrides):
     response = api.post(send_url, message_payload(**overrides), format="json")
     assert response.status_code == 400, response.content
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("overrides", [
+    {"from": "=?utf-8?q?Shop=0D=0ABcc:_v@example.org?= <sender@example.com>"},
+    {"from": "=?utf-8?b?U2hvcApYLUV2aWw6IDE=?= <sender@example.com>"},
+    {"from": "=?utf-8?q?Shop=01?= <sender@example.com>"},
+    {"to": ["=?utf-8?q?Alice=0D=0ABcc:_v@example.org?= <alice@example.org>"]},
+    {"cc": ["=?utf-8?q?C=0A?= <c@example.org>"]},
+    {"reply_to": ["=?utf-8?q?R=0D=0AX-Evil:_1?= <r@example.org>"]},
+])
+def test_a_display_name_whose_encoded_words_decode_to_control_characters_is_refused(api, send_url, verified_domain, overrides):
+    field = next(iter(overrides))
+    error = assert_error(api.post(send_url, message_payload(**overrides), format="json"), 400, "INVALID_ADDRESS")
+    assert field in error["details"]
     assert not Message.objects.exists()
 
 

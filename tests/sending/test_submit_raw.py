@@ -103,6 +103,57 @@ def test_exactly_one_from_mailbox(tenant, verified_domain, raw):
         submit(tenant, raw=raw)
 
 
+@pytest.mark.parametrize("from_", [
+    b"shop@example.com <ceo@victim.example>",
+    b"<shop@example.com>ceo@victim.example",
+    b"Shop <shop@example.com> <ceo@victim.example>",
+    b"shop@example.com ceo@victim.example",
+    b"shop@example.com; ceo@victim.example",
+    b"shop@example.com\\@victim.example",
+])
+def test_a_from_the_parser_reads_only_by_guessing_is_refused(tenant, verified_domain, from_):
+    # The email package recovers shop@example.com from each (with a defect); receivers may read
+    # ceo@victim.example, a domain the tenant does not own.
+    with pytest.raises(InvalidAddress) as info:
+        submit(tenant, raw=RAW.replace(b"Shop <shop@example.com>", from_))
+    assert info.value.smtp_reply == (553, "5.1.3")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("from_", [
+    b"shop@example.com", b'"Shop, Inc." <shop@example.com>', b"Dr. Shop <shop@example.com>",
+    b"shop@example.com (Shop)", b"=?utf-8?q?Gr=C3=BC=C3=9Fe?= <shop@example.com>", b"Shop\r\n <shop@example.com>",
+])
+def test_usual_from_forms_are_accepted(tenant, verified_domain, from_):
+    result = submit(tenant, raw=RAW.replace(b"Shop <shop@example.com>", from_))
+    assert result.message.from_address == "shop@example.com"
+
+
+@pytest.mark.parametrize("raw", [
+    RAW.replace(b"To: Alice", b"From : CEO <ceo@victim.example>\r\nTo: Alice"),
+    b"From : CEO <ceo@victim.example>\r\n" + RAW,
+    RAW.replace(b"To: Alice", b"Sender\t: ceo@victim.example\r\nTo: Alice"),
+    RAW.replace(b"To: Alice", b"no colon here\r\nTo: Alice"),
+    b" folded first line\r\n" + RAW,
+])
+def test_a_header_block_with_a_line_that_is_not_a_field_is_refused(tenant, verified_domain, raw):
+    # Parsers disagree on such lines (white space before the colon is obsolete syntax that
+    # receivers still read): the From we checked might not be the From the recipient sees.
+    with pytest.raises(ValidationFailed) as info:
+        submit(tenant, raw=raw)
+    assert info.value.smtp_reply == (550, "5.6.0")
+    assert not Message.objects.exists()
+
+
+@pytest.mark.parametrize("from_", [b"=?utf-8?q?Shop=0D=0ABcc:_v@example.org?= <shop@example.com>", b"=?utf-8?q?Shop=07?= <shop@example.com>"])
+def test_a_from_display_name_decoding_to_control_characters_is_refused_for_good(tenant, verified_domain, from_):
+    # Refused as bad input (5xx), not an unexpected error the client would retry forever.
+    with pytest.raises(ValidationFailed) as info:
+        submit(tenant, raw=RAW.replace(b"Shop <shop@example.com>", from_))
+    assert info.value.smtp_reply[0] // 100 == 5
+    assert not Message.objects.exists()
+
+
 @pytest.mark.parametrize("rcpt", ["v@[127.0.0.1]", "@relay.example:v@example.org", "a%b@example.org", "a!b@example.org", "x" * 65 + "@example.org"])
 def test_dangerous_recipients_are_refused(tenant, verified_domain, rcpt):
     with pytest.raises(InvalidAddress) as info:

@@ -127,6 +127,15 @@ def test_header_from_on_an_unverified_domain_is_refused_at_data(smtp_starttls, s
         (simple_message(extra=b"X-Dispatch-Metadata: {not json\r\n"), (550, b"5.6.0")),
         # The email package itself raises IndexError on this Cc: answered for this message alone.
         (simple_message(extra=b"Cc: broken <\r\n"), (550, b"5.6.0")),
+        # A second From that our parser skips but receivers read (obsolete syntax allows white
+        # space before the colon; a first line "From " is an mbox separator to the email package):
+        # the verified From would not be the one shown.
+        (simple_message(extra=b"From : CEO <ceo@victim.example>\r\n"), (550, b"5.6.0")),
+        (b"From : CEO <ceo@victim.example>\r\n" + simple_message(), (550, b"5.6.0")),
+        (simple_message(extra=b"From\t: ceo@victim.example\r\n"), (550, b"5.6.0")),
+        (simple_message(extra=b"not a header line\r\nFrom: ceo@victim.example\r\n"), (550, b"5.6.0")),
+        # The email package reads alice@example.com here, many receivers ceo@victim.example.
+        (simple_message(sender="alice@example.com <ceo@victim.example>"), (553, b"5.1.3")),
     ],
 )
 def test_malformed_messages_are_refused_at_data(smtp_starttls, sender, raw, expected):
