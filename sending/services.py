@@ -584,8 +584,8 @@ _STRIPPED_SMTP_HEADERS = (b"bcc", b"return-path")
 def submit_raw(*, tenant, mail_from, rcpt_tos, raw: bytes, credential=None) -> SubmitResult:
     """Accept a message from the SMTP gateway, keeping the client's MIME as sent.
 
-    Rules: the header From (exactly one mailbox) and the envelope MAIL FROM must both be on
-    verified domains of the tenant; recipients are the RCPT TO addresses (those not in To/Cc
+    Rules: the header From (exactly one mailbox), a Sender header if any (one mailbox) and the
+    envelope MAIL FROM must all be on verified domains of the tenant; recipients are the RCPT TO addresses (those not in To/Cc
     are Bcc); Message-ID and Date are added when missing; Bcc, Return-Path and the
     X-Dispatch-* control headers (Tags, Metadata, Template, Template-Variables) are removed."""
     prepared = prepare_raw_message(tenant=tenant, mail_from=mail_from, rcpt_tos=rcpt_tos, raw=raw, lookups=Lookups(tenant))
@@ -686,7 +686,22 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
         header_message_id=header_message_id if header_message_id != message_id else "",
     )
     check_submission(tenant=tenant, prepared=prepared, lookups=lookups, envelope_from=envelope_from)
+    _check_sender_header(headers, lookups, from_domain=sender.domain)
     return prepared
+
+
+def _check_sender_header(headers, lookups, *, from_domain):
+    """A Sender header is shown by receivers next to From ("on behalf of", "via"), so it is held
+    to From's rule (as Amazon SES does): one mailbox, on a verified domain of this tenant."""
+    values = headers.address_lists("Sender")
+    if not values:
+        return
+    if len(values) != 1 or len(values[0]) != 1 or not headers.is_unambiguous("Sender"):
+        raise InvalidAddress("The Sender header must name exactly one mailbox.", details={"sender": ["exactly one mailbox"]})
+    address = normalize_address(values[0][0][1], field="sender")
+    if domain_of(address) != from_domain and lookups.domain_for(address) is None:
+        raise DomainNotVerified(f"Sender {address} is not on a verified sending domain of this tenant.",
+                                details={"sender": ["not on a verified domain of this tenant"]})
 
 
 def _single_from(headers) -> Address:

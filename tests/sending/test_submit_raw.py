@@ -93,6 +93,25 @@ def test_header_from_and_mail_from_must_be_on_verified_domains(tenant, verified_
         submit(tenant, mail_from="")
 
 
+def test_a_sender_header_follows_the_from_rule(tenant, verified_domain, other_tenant):
+    # Receivers show Sender next to From ("on behalf of", "via"): it must be the tenant's too.
+    make_verified_domain(tenant, "second.example")
+    make_verified_domain(other_tenant, "theirs.example")
+    with_sender = lambda value: RAW.replace(b"To: Alice", b"Sender: " + value + b"\r\nTo: Alice")  # noqa: E731
+    assert submit(tenant, raw=with_sender(b"Ops <ops@example.com>")).message
+    assert submit(tenant, raw=with_sender(b"ops@second.example")).message  # another verified domain of the tenant
+    with pytest.raises(DomainNotVerified) as info:
+        submit(tenant, raw=with_sender(b"CEO <ceo@theirs.example>"))
+    assert info.value.smtp_reply[0] == 550
+    for value in (b"ops@example.com, ceo@theirs.example", b"ops@example.com <ceo@theirs.example>"):
+        with pytest.raises(InvalidAddress):
+            submit(tenant, raw=with_sender(value))
+    two_senders = RAW.replace(b"To: Alice", b"Sender: ops@example.com\r\nSender: ops@example.com\r\nTo: Alice")
+    with pytest.raises(InvalidAddress):
+        submit(tenant, raw=two_senders)
+    assert Message.objects.count() == 2
+
+
 @pytest.mark.parametrize("raw", [
     RAW.replace(b"From: Shop <shop@example.com>\r\n", b""),
     b"From: other@example.com\r\n" + RAW,

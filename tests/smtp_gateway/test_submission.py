@@ -119,6 +119,21 @@ def test_header_from_on_an_unverified_domain_is_refused_at_data(smtp_starttls, s
     assert not Message.objects.exists()
 
 
+def test_a_sender_header_on_an_unverified_domain_is_refused_at_data(smtp_starttls, sender):
+    # Receivers show Sender next to From ("on behalf of", "via"): it follows From's rule.
+    client = smtp_starttls(login=sender)
+    client.mail("alice@example.com")
+    client.rcpt("bob@example.net")
+    code, text = client.data(simple_message(extra=b"Sender: CEO <ceo@unverified.example>\r\n"))
+    assert (code, text[:5]) == (550, b"5.7.1")
+    assert not Message.objects.exists()
+    client.rset()
+    client.mail("alice@example.com")
+    client.rcpt("bob@example.net")
+    assert client.data(simple_message(extra=b"Sender: Ops <ops@example.com>\r\n"))[0] == 250
+    assert Message.objects.count() == 1
+
+
 @pytest.mark.parametrize(
     "raw, expected",
     [
