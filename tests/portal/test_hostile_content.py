@@ -101,3 +101,15 @@ def test_admin_pages_escape_tenant_content_for_operators(hostile):
     for url in urls:
         assert_escaped(admin.get(url))
     assert_escaped(admin.post(f"/admin/sending/message/{message.pk}/body/"))  # the body, viewed on purpose
+
+
+def test_portal_pages_allow_script_only_from_the_portals_own_files(client, user, hostile):
+    """Behind autoescaping: were markup ever to slip through, the browser would run no inline
+    script, and no other site may frame the portal."""
+    message = hostile["message"]
+    for response in (client.get("/portal/login"),
+                     logged_in(user).get(f"/portal/t/{hostile['tenant'].id}/emails/{message.id}")):
+        policy = {d.split()[0]: d.split()[1:] for d in response["Content-Security-Policy"].split(";") if d.strip()}
+        assert policy["script-src"] == ["'self'"]
+        assert policy["object-src"] == ["'none'"] and policy["frame-ancestors"] == ["'none'"]
+        assert "'unsafe-inline'" not in policy["default-src"]
