@@ -114,3 +114,23 @@ def test_changing_the_password_ends_every_refresh_token_of_the_user(user, make_u
     assert refresh(stolen).status_code == 401
     assert refresh(bystander).status_code == 200
     assert refresh(login(user, new)).status_code == 200  # tokens issued after the change work
+
+
+def test_refresh_tokens_are_kept_without_their_signature_and_older_rows_are_stripped(user):
+    """The blacklist needs only a token's jti; what the database (and the admin) holds must not
+    be a usable refresh token. The migration strips rows stored before."""
+    import importlib
+
+    from django.apps import apps
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    token = str(RefreshToken.for_user(user))
+    stored = OutstandingToken.objects.get(user=user)
+    assert stored.token == token.rsplit(".", 1)[0] + "." and stored.jti
+    OutstandingToken.objects.filter(pk=stored.pk).update(token=token)  # a row from before
+    importlib.import_module("tenants.migrations.0003_outstanding_tokens_unsigned").strip_signatures(apps, None)
+    assert OutstandingToken.objects.get(pk=stored.pk).token == token.rsplit(".", 1)[0] + "."
+    r = APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")
+    assert r.status_code == 200  # the token itself still works, and rotation still blacklists it
+    assert APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json").status_code == 401
