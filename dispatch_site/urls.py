@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from dispatch_site.api import schema as _openapi_security  # noqa: F401  (registers the auth schemes)
 
 from sending.unsubscribe_views import one_click_unsubscribe
+from tenants.admin import admin_password_change
 
 handler400 = "dispatch_site.api.exceptions.json_400"
 handler403 = "dispatch_site.api.exceptions.json_403"
@@ -35,6 +36,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("healthz", healthz),
     path("u/<str:token>", one_click_unsubscribe, name="one-click-unsubscribe"),  # RFC 8058 (sending/unsubscribe_views.py)
+    path("admin/password_change/", admin_password_change),  # the login limits apply to the old password
     path("admin/", admin.site.urls),
     path("portal/", include("portal.urls")),
     path("", RedirectView.as_view(url="/portal/", permanent=False)),

@@ -1,6 +1,10 @@
 from django.contrib import admin, messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import OuterRef, Subquery
+from django.urls import reverse_lazy
+
+from dispatch_site.api.throttling import LimitedPasswordChangeForm
 
 from . import compliance, selectors, services
 from .models import Credential, Plan, Tenant, UsageCounter, User
@@ -17,6 +21,26 @@ class UserAdmin(BaseUserAdmin):
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+class AdminPasswordChangeView(auth_views.PasswordChangeView):
+    """The admin's own "Change password" page, with the old password checked under the login
+    limits (routed ahead of admin.site.urls in dispatch_site/urls.py)."""
+
+    form_class = LimitedPasswordChangeForm
+    template_name = "registration/password_change_form.html"
+    success_url = reverse_lazy("admin:password_change_done")
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        del kwargs["user"]
+        return {**kwargs, "request": self.request}
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), **admin.site.each_context(self.request)}
+
+
+admin_password_change = admin.site.admin_view(AdminPasswordChangeView.as_view())
 
 
 @admin.register(Plan)

@@ -4,8 +4,10 @@ from datetime import date
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from dispatch_site.api import throttling
@@ -14,7 +16,7 @@ from dispatch_site.api.views import TenantScopedAPIView, UserAPIView, is_credent
 from dispatch_site.errors import PermissionDenied, ValidationFailed
 
 from . import ratelimit, selectors, services
-from .models import Credential
+from .models import Credential, User
 
 
 def validated(serializer_class, data):
@@ -52,8 +54,17 @@ class TokenView(TokenObtainPairView):
         return super().post(request, *args, **kwargs)
 
 
+class TokenRefreshInput(TokenRefreshSerializer):
+    def validate(self, attrs):
+        try:
+            return super().validate(attrs)
+        except User.DoesNotExist:  # a token that outlived its user
+            raise AuthenticationFailed(self.error_messages["no_active_account"], "no_active_account") from None
+
+
 class TokenRefresh(TokenRefreshView):
     authentication_classes = []
+    serializer_class = TokenRefreshInput
 
 
 # --- plans -------------------------------------------------------------------------------------

@@ -41,6 +41,18 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self):
         return self.email
 
+    def save(self, *args, **kwargs):
+        # set_password() leaves the raw password in _password until the save (a hash upgrade
+        # at login clears it first). Like Django ending the person's other sessions, a new
+        # password ends the refresh tokens issued before: wherever it is changed (portal,
+        # admin, changepassword), a stolen refresh token stops rotating.
+        password_changed = self._password is not None and not self._state.adding
+        super().save(*args, **kwargs)
+        if password_changed:
+            from .services import user_refresh_tokens_revoke
+
+            user_refresh_tokens_revoke(user=self)
+
 
 class Plan(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

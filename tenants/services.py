@@ -53,6 +53,15 @@ def user_register(*, email, password):
         raise Conflict("A user with this email already exists.", code="EMAIL_TAKEN") from None
 
 
+def user_refresh_tokens_revoke(*, user):
+    """Blacklist every unexpired refresh token issued to `user` (their access tokens expire
+    within JWT_ACCESS_MINUTES)."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    live = OutstandingToken.objects.filter(user=user, expires_at__gt=timezone.now(), blacklistedtoken__isnull=True)
+    BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live], ignore_conflicts=True)
+
+
 def _plan_by_slug_or_id(plan_ref):
     plan = Plan.objects.filter(slug=str(plan_ref)).first()
     if plan is None:

@@ -2,7 +2,9 @@
 JWT password logins (POST /api/v1/auth/token), counted per source IP and per account.
 
 Password logins (JWT token, portal and admin login forms) go through ThrottledModelBackend, the
-one authentication backend; HTTP Basic credentials through `guard` in the API authentication.
+one authentication backend; HTTP Basic credentials through `guard` in the API authentication;
+the old-password check of the portal's and the admin's password change through
+LimitedPasswordChangeForm.
 
 - Per source IP: once DISPATCH_AUTH_FAILURE_LIMIT_PER_IP failures are counted within the window,
   every attempt from that IP is answered 429 RATE_LIMITED with Retry-After.
@@ -36,7 +38,8 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.forms import PasswordChangeForm
+from django.core.exceptions import PermissionDenied, ValidationError
 from rest_framework.exceptions import AuthenticationFailed
 
 from dispatch_site.advisory_redis import AdvisoryRedis
@@ -204,6 +207,29 @@ class ThrottledModelBackend(ModelBackend):
         else:
             attempt.succeeded()
         return user
+
+
+class LimitedPasswordChangeForm(PasswordChangeForm):
+    """The old-password check is a password login like any other (portal and admin):
+    a session left open must not be an unlimited oracle for the account's password."""
+
+    def __init__(self, request, *args, **kwargs):
+        super().__init__(request.user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self):
+        attempt = LoginAttempt(self.request, self.user.email)
+        try:
+            attempt.check()
+        except RateLimited as exc:
+            raise ValidationError(exc.message) from None
+        try:
+            old_password = super().clean_old_password()
+        except ValidationError:
+            attempt.failed()
+            raise
+        attempt.succeeded()
+        return old_password
 
 
 def clear_all():

@@ -260,3 +260,24 @@ def test_a_portal_login_from_a_known_source_still_works_while_the_account_is_att
         login(user.email, "guess", ip=f"203.0.113.{number}")
     r = client.post("/portal/login", {"username": user.email, "password": PASSWORD})
     assert r.status_code == 302 and r.wsgi_request.user.is_authenticated
+
+
+@pytest.mark.parametrize("url", ["/portal/password", "/admin/password_change/"])
+def test_password_change_forms_check_the_old_password_under_the_same_limits(limits, user, client, url):
+    """Someone holding a session (a browser left logged in) must not get an unlimited oracle
+    for the account's password through the old-password field."""
+    limits(per_account=3)
+    user.is_staff = url.startswith("/admin")
+    user.save()
+    client.force_login(user)
+    new = "another long passphrase 42"
+    change = lambda old: client.post(url, {"old_password": old, "new_password1": new, "new_password2": new})  # noqa: E731
+    for _ in range(3):
+        r = change("wrong password")
+        assert r.status_code == 200 and b"incorrectly" in r.content
+    r = change(PASSWORD)
+    assert r.status_code == 200, "password changed past the limit"
+    assert b"Too many failed authentication attempts" in r.content
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+    assert_rate_limited(login(user.email, PASSWORD))  # the same counter as every password login

@@ -79,6 +79,10 @@ def everything_secret(settings, dns_server):
     assert anon.post("/api/v1/auth/register", {"email": "owner@example.org", "password": password}, format="json").status_code == 201
     tokens = anon.post("/api/v1/auth/token", {"email": "owner@example.org", "password": password}, format="json").json()
     needles["user password"] = password.encode()
+    # Refresh tokens are bearer secrets: the one issued at login, and the one a refresh rotates to.
+    rotated = anon.post("/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json").json()["refresh"]
+    for name, token in (("login refresh token", tokens["refresh"]), ("rotated refresh token", rotated)):
+        needles[f"{name} signature"] = token.rsplit(".", 1)[1].encode()
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     tenant_id = api.post("/api/v1/dispatch/tenants", {"tenant_name": "Secrets Inc", "plan": "starter"}, format="json").json()["data"]["id"]

@@ -75,3 +75,62 @@ def test_unauthenticated_requests_are_401():
     r = APIClient().get("/api/v1/dispatch/plans")
     assert r.status_code == 401
     assert r.json() == {"error": {"code": "UNAUTHORIZED", "message": "Authentication credentials were not provided."}}
+
+
+def test_a_refresh_token_of_a_deleted_user_is_401_not_a_server_error(user):
+    refresh = APIClient().post("/api/v1/auth/token", {"email": user.email, "password": "correct horse battery staple"},
+                               format="json").json()["refresh"]
+    user.delete()
+    r = APIClient().post("/api/v1/auth/token/refresh", {"refresh": refresh}, format="json")
+    assert r.status_code == 401, r.content
+    assert r.json()["error"]["code"] == "UNAUTHORIZED"
+
+
+@pytest.mark.parametrize("where", ["portal", "admin", "model"])
+def test_changing_the_password_ends_every_refresh_token_of_the_user(user, make_user, where):
+    """A stolen refresh token rotates forever (each refresh extends it); changing the password
+    is how a person takes their account back, so it ends every token issued before, as Django
+    ends the person's other sessions. Other users' tokens are untouched."""
+    from django.test import Client
+
+    old, new = "correct horse battery staple", "another long passphrase 42"
+    login = lambda who, password: APIClient().post(  # noqa: E731
+        "/api/v1/auth/token", {"email": who.email, "password": password}, format="json").json()["refresh"]
+    stolen, bystander = login(user, old), login(make_user(), old)
+    if where == "portal":
+        client = Client()
+        client.force_login(user)
+        r = client.post("/portal/password", {"old_password": old, "new_password1": new, "new_password2": new})
+        assert r.status_code == 302
+    elif where == "admin":
+        client = Client()
+        client.force_login(type(user).objects.create_superuser(email="root@example.org", password=old))
+        r = client.post(f"/admin/tenants/user/{user.pk}/password/", {"password1": new, "password2": new})
+        assert r.status_code == 302, r.content[:2000]
+    else:
+        user.set_password(new)
+        user.save()
+    refresh = lambda token: APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")  # noqa: E731
+    assert refresh(stolen).status_code == 401
+    assert refresh(bystander).status_code == 200
+    assert refresh(login(user, new)).status_code == 200  # tokens issued after the change work
+
+
+def test_refresh_tokens_are_kept_without_their_signature_and_older_rows_are_stripped(user):
+    """The blacklist needs only a token's jti; what the database (and the admin) holds must not
+    be a usable refresh token. The migration strips rows stored before."""
+    import importlib
+
+    from django.apps import apps
+    from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    token = str(RefreshToken.for_user(user))
+    stored = OutstandingToken.objects.get(user=user)
+    assert stored.token == token.rsplit(".", 1)[0] + "." and stored.jti
+    OutstandingToken.objects.filter(pk=stored.pk).update(token=token)  # a row from before
+    importlib.import_module("tenants.migrations.0003_outstanding_tokens_unsigned").strip_signatures(apps, None)
+    assert OutstandingToken.objects.get(pk=stored.pk).token == token.rsplit(".", 1)[0] + "."
+    r = APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")
+    assert r.status_code == 200  # the token itself still works, and rotation still blacklists it
+    assert APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json").status_code == 401
