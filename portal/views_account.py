@@ -6,7 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from dispatch_site.api.throttling import LimitedPasswordChangeForm
+from dispatch_site.api.throttling import LimitedPasswordChangeForm, client_ip
 from tenants import services
 
 from .views_base import run_service
@@ -22,7 +22,7 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = run_service(request, services.user_register, email=form.cleaned_data["email"],
-                           password=form.cleaned_data["password"])
+                           password=form.cleaned_data["password"], source_ip=client_ip(request))
         if user:
             login(request, user, backend="dispatch_site.api.throttling.ThrottledModelBackend")
             messages.success(request, "Welcome to Dispatch. Create your first tenant.")

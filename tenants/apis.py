@@ -12,7 +12,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from dispatch_site.api import throttling
 from dispatch_site.api.responses import created, ok, timestamp
-from dispatch_site.api.views import TenantScopedAPIView, UserAPIView, is_credential
+from dispatch_site.api.views import TenantScopedAPIView, is_credential
 from dispatch_site.errors import PermissionDenied, ValidationFailed
 
 from . import ratelimit, selectors, services
@@ -41,7 +41,8 @@ class RegisterView(APIView):
     @extend_schema(request=RegisterInput, responses={201: dict}, tags=["auth"])
     def post(self, request):
         data = validated(RegisterInput, request.data)
-        user = services.user_register(email=data["email"], password=data["password"])
+        user = services.user_register(email=data["email"], password=data["password"],
+                                      source_ip=throttling.client_ip(request))
         return created({"id": str(user.id), "email": user.email}, message="Account created.")
 
 

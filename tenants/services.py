@@ -37,7 +37,13 @@ def plans_seed():
         )
 
 
-def user_register(*, email, password):
+def user_register(*, email, password, source_ip=None):
+    """A new portal/API user. `source_ip`: the client's address, for the per-IP sign-up limit
+    (429 past DISPATCH_SIGNUP_LIMIT_PER_IP attempts in the window)."""
+    if source_ip is not None:
+        from dispatch_site.api.throttling import count_signup
+
+        count_signup(source_ip)
     email = (email or "").strip().lower()
     user = User(email=email)
     try:

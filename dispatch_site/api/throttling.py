@@ -32,7 +32,6 @@ left alone for a few seconds, so a dead Redis costs one short timeout, not one p
 """
 import hashlib
 import logging
-import time
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -232,12 +231,38 @@ class LimitedPasswordChangeForm(PasswordChangeForm):
         return old_password
 
 
+SIGNUP_KEY_PREFIX = "dispatch:signup"
+
+
+def count_signup(ip):
+    """Count a sign-up attempt (API or portal, accepted or not) from `ip`. Once
+    DISPATCH_SIGNUP_LIMIT_PER_IP attempts were made within DISPATCH_SIGNUP_WINDOW_SECONDS (a fixed
+    window from the first), raise RateLimited (429, Retry-After): mass account creation and
+    probing which addresses have an account are both bounded. Fails open like the login limits."""
+    key = f"{SIGNUP_KEY_PREFIX}:ip:{ip}"
+    window = settings.DISPATCH_SIGNUP_WINDOW_SECONDS
+
+    def build(pipe):
+        pipe.set(key, 0, ex=window, nx=True)  # INCR keeps this expiry: the window is not restarted
+        pipe.incr(key)
+        pipe.ttl(key)
+
+    result = _run(build)
+    if result is None:
+        return
+    count, ttl = result[1], result[2]
+    if count > settings.DISPATCH_SIGNUP_LIMIT_PER_IP:
+        retry_after = max(int(ttl), 1)
+        raise RateLimited(f"Too many sign-ups from this address; retry in {retry_after} s.",
+                          retry_after=retry_after, details={"retry_after": retry_after})
+
+
 def clear_all():
-    """Forget every failure counter and the Redis back-off (tests; an operator unblocking)."""
+    """Forget every failure and sign-up counter and the Redis back-off (tests; an operator unblocking)."""
     _redis.reset()
     client = _redis.client()
     if client is None:
         return
-    keys = list(client.scan_iter(f"{KEY_PREFIX}:*", count=1000))
+    keys = [key for prefix in (KEY_PREFIX, SIGNUP_KEY_PREFIX) for key in client.scan_iter(f"{prefix}:*", count=1000)]
     if keys:
         client.delete(*keys)

@@ -281,3 +281,35 @@ def test_password_change_forms_check_the_old_password_under_the_same_limits(limi
     user.refresh_from_db()
     assert user.check_password(PASSWORD)
     assert_rate_limited(login(user.email, PASSWORD))  # the same counter as every password login
+
+
+def register(email, ip="127.0.0.1"):
+    return APIClient(REMOTE_ADDR=ip).post("/api/v1/auth/register", {"email": email, "password": PASSWORD}, format="json")
+
+
+def test_sign_ups_are_limited_per_source_ip(settings, user):
+    from django.contrib.auth import get_user_model
+
+    settings.DISPATCH_SIGNUP_LIMIT_PER_IP, settings.DISPATCH_SIGNUP_WINDOW_SECONDS = 3, 600
+    assert register("one@example.org").status_code == 201
+    assert register(user.email).status_code == 409  # probing for existing accounts counts too
+    assert register("two@example.org").status_code == 201
+    refused = register("three@example.org")
+    assert_rate_limited(refused)
+    assert 590 <= int(refused["Retry-After"]) <= 600  # a fixed window from the first attempt
+    assert not get_user_model().objects.filter(email="three@example.org").exists()
+    assert register("three@example.org", ip="192.0.2.7").status_code == 201  # another source is not affected
+
+    # The portal's sign-up form shares the limit of its source.
+    from django.test import Client
+
+    page = Client(REMOTE_ADDR="127.0.0.1").post("/portal/signup", {"email": "four@example.org", "password": PASSWORD})
+    assert page.status_code == 200 and b"Too many sign-ups" in page.content
+    assert not get_user_model().objects.filter(email="four@example.org").exists()
+
+
+def test_sign_ups_are_not_refused_when_redis_is_down(settings, monkeypatch):
+    settings.DISPATCH_SIGNUP_LIMIT_PER_IP = 1
+    monkeypatch.setattr(throttling._redis, "client", lambda: None)  # what AdvisoryRedis answers while Redis is away
+    assert register("a@example.org").status_code == 201
+    assert register("b@example.org").status_code == 201
