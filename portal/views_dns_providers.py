@@ -19,6 +19,14 @@ PROVIDER_FIELDS = {
 }
 
 
+class SecretTextarea(forms.Textarea):
+    """A textarea that, like PasswordInput, never sends what was typed back in the page: after a
+    refused connection the key is pasted again instead of sitting in the HTML."""
+
+    def format_value(self, value):
+        return None
+
+
 class ConnectForm(forms.Form):
     provider = forms.ChoiceField(choices=DnsProvider.Provider.choices)
     label = forms.CharField(max_length=200, required=False, help_text="A name to recognise this account by.")
@@ -28,7 +36,7 @@ class ConnectForm(forms.Form):
     secret_key = forms.CharField(label="Secret access key", required=False, max_length=200, widget=forms.PasswordInput)
     region = forms.CharField(label="Region (optional)", required=False, max_length=50)
     service_account_json = forms.CharField(label="Service account key (JSON)", required=False,
-                                           widget=forms.Textarea(attrs={"rows": 5}))
+                                           widget=SecretTextarea(attrs={"rows": 5}))
     project_id = forms.CharField(label="Project ID (optional: taken from the key)", required=False, max_length=100)
 
 

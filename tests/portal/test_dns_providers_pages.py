@@ -39,6 +39,17 @@ def test_connecting_explains_missing_or_rejected_credentials(browser, cloudflare
     assert not DnsProvider.objects.exists()
 
 
+def test_a_refused_connection_does_not_send_the_secrets_back(browser):
+    key = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIsecretkeymaterial\\n"}'
+    r = browser.post("/portal/dns-providers", {"provider": "gcp", "label": "gcp", "service_account_json": key,
+                                               "token": "a-cloudflare-token-typed-by-mistake"})
+    assert r.status_code == 200 and 'class="error"' in r.content.decode()
+    html = r.content.decode()
+    assert "MIIsecretkeymaterial" not in html and "a-cloudflare-token-typed-by-mistake" not in html
+    assert 'value="gcp"' in html  # the harmless fields are kept for the retry
+    assert not DnsProvider.objects.exists()
+
+
 def test_another_users_provider_cannot_be_seen_used_or_disconnected(other_user, tenant, cloudflare_api, browser):
     theirs = dns_provider_connect(owner=other_user, provider="cloudflare", label="Theirs",
                                   credentials={"token": cloudflare_api.TOKEN})
