@@ -7,7 +7,9 @@ from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import AllowAny
 from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from dispatch_site.api import throttling
@@ -55,7 +57,21 @@ class TokenView(TokenObtainPairView):
         return super().post(request, *args, **kwargs)
 
 
+class SingleUseRefreshToken(RefreshToken):
+    """A refresh token is exchanged for a new pair once. simplejwt checks the blacklist, then adds
+    the token with get_or_create, so two refreshes racing with one (stolen) token both got a new
+    pair; the blacklist row is unique, so the one that did not create it is refused here."""
+
+    def blacklist(self):
+        entry, created = super().blacklist()
+        if not created:
+            raise TokenError("Token is blacklisted")
+        return entry, created
+
+
 class TokenRefreshInput(TokenRefreshSerializer):
+    token_class = SingleUseRefreshToken
+
     def validate(self, attrs):
         try:
             return super().validate(attrs)

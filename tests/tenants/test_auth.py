@@ -134,3 +134,40 @@ def test_refresh_tokens_are_kept_without_their_signature_and_older_rows_are_stri
     r = APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json")
     assert r.status_code == 200  # the token itself still works, and rotation still blacklists it
     assert APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_refreshes_racing_with_one_token_get_one_new_pair(user, monkeypatch):
+    """Rotation makes a refresh token single-use: a thief and the user refreshing with the same
+    token at the same moment must not both get a pair. Both requests are held just after the
+    library's blacklist check, so both have passed it before either blacklists the token."""
+    import threading
+
+    from django.db import connection
+    from rest_framework_simplejwt.tokens import BlacklistMixin
+
+    token = APIClient().post("/api/v1/auth/token", {"email": user.email, "password": "correct horse battery staple"},
+                             format="json").json()["refresh"]
+    both_checked = threading.Barrier(2, timeout=10)
+    check_blacklist = BlacklistMixin.check_blacklist
+
+    def check_then_wait(self):
+        check_blacklist(self)
+        both_checked.wait()
+
+    monkeypatch.setattr(BlacklistMixin, "check_blacklist", check_then_wait)
+    answers = []
+
+    def refresh():
+        try:
+            answers.append(APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=refresh) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(r.status_code for r in answers) == [200, 401], [r.content for r in answers]
+    assert [r for r in answers if r.status_code == 401][0].json()["error"]["code"]
