@@ -1,11 +1,10 @@
 """Idempotency-Key on /send (including concurrent requests) and /send-bulk."""
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 
 from sending.models import IdempotencyKey, Message, Suppression
+from tests.support.concurrency import run_concurrently
 
 from .conftest import message_payload
 from .test_send_api import assert_error
@@ -75,23 +74,10 @@ def test_invalid_idempotency_keys_are_refused(api, send_url, verified_domain):
 def test_concurrent_identical_requests_create_one_message(user, tenant, verified_domain, send_url):
     from tests.conftest import jwt_client
 
-    barrier = threading.Barrier(4)
-    responses = []
-
-    def post():
-        client = jwt_client(user)
-        barrier.wait()
-        try:
-            responses.append(client.post(send_url, message_payload(), format="json", HTTP_IDEMPOTENCY_KEY="race"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [r.status_code for r in responses] == [200] * 4, [r.content for r in responses]
+    clients = [jwt_client(user) for _ in range(4)]
+    responses = run_concurrently(
+        4, lambda index: clients[index].post(send_url, message_payload(), format="json", HTTP_IDEMPOTENCY_KEY="race"))
+    assert [getattr(r, "status_code", r) for r in responses] == [200] * 4, responses
     assert len({r.json()["data"]["id"] for r in responses}) == 1
     assert Message.objects.count() == 1
     # The requests that lost the race gave their quota back.

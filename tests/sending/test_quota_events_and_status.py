@@ -1,15 +1,14 @@
 """Quota reservation on the submission path, the "sent" events, delivery enqueueing after
 commit, and the message status aggregate."""
-import threading
 
 import pytest
-from django.db import connection
 
 from sending import events
 from sending.models import Message, Recipient, Suppression
 from sending.services import aggregate_status, message_refresh_status
 from tenants.limits import reserve
 from tenants.models import UsageCounter
+from tests.support.concurrency import run_concurrently
 
 from .conftest import message_payload
 from .test_send_api import assert_error
@@ -63,24 +62,15 @@ def test_concurrent_reservations_never_exceed_the_quota(tenant):
     from dispatch_site.errors import QuotaExceeded
 
     set_quota(tenant, 10)
-    outcomes = []
-    barrier = threading.Barrier(8)
 
-    def take():
-        barrier.wait()
+    def take(index):
         try:
             reserve(tenant=tenant, count=3)
-            outcomes.append(True)
+            return True
         except QuotaExceeded:
-            outcomes.append(False)
-        finally:
-            connection.close()
+            return False
 
-    threads = [threading.Thread(target=take) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = run_concurrently(8, take)
     assert outcomes.count(True) == 3
     assert UsageCounter.objects.get(tenant=tenant).emails_sent == 9
 

@@ -143,8 +143,9 @@ def test_two_refreshes_racing_with_one_token_get_one_new_pair(user, monkeypatch)
     library's blacklist check, so both have passed it before either blacklists the token."""
     import threading
 
-    from django.db import connection
     from rest_framework_simplejwt.tokens import BlacklistMixin
+
+    from tests.support.concurrency import run_concurrently
 
     token = APIClient().post("/api/v1/auth/token", {"email": user.email, "password": "correct horse battery staple"},
                              format="json").json()["refresh"]
@@ -156,18 +157,7 @@ def test_two_refreshes_racing_with_one_token_get_one_new_pair(user, monkeypatch)
         both_checked.wait()
 
     monkeypatch.setattr(BlacklistMixin, "check_blacklist", check_then_wait)
-    answers = []
-
-    def refresh():
-        try:
-            answers.append(APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json"))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=refresh) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert sorted(r.status_code for r in answers) == [200, 401], [r.content for r in answers]
+    answers = run_concurrently(
+        2, lambda index: APIClient().post("/api/v1/auth/token/refresh", {"refresh": token}, format="json"))
+    assert sorted(getattr(r, "status_code", 0) for r in answers) == [200, 401], answers
     assert [r for r in answers if r.status_code == 401][0].json()["error"]["code"]

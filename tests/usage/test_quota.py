@@ -1,12 +1,12 @@
 """Monthly quota: exact under concurrency, overage, per-message checks in send-bulk."""
-import threading
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from dispatch_site.errors import QuotaExceeded
 from tenants import limits
 from tenants.models import UsageCounter
+from tests.support.concurrency import run_concurrently
 from tests.usage.conftest import message_payload
 
 
@@ -92,29 +92,6 @@ def test_a_rolled_back_submission_gives_its_reservation_back(tenant, on_plan):
         limits.reserve(tenant=tenant, count=1)
 
 
-def _run_concurrently(workers, target):
-    barrier = threading.Barrier(workers)
-    outcomes = []
-
-    def run(index):
-        try:
-            barrier.wait()
-            outcomes.append(target(index))
-        except QuotaExceeded:
-            outcomes.append("quota")
-        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
-            outcomes.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(workers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return outcomes
-
-
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_sends_at_the_quota_edge_accept_exactly_the_quota(tenant, on_plan):
     from sending.models import Message
@@ -127,10 +104,13 @@ def test_concurrent_sends_at_the_quota_edge_accept_exactly_the_quota(tenant, on_
     limits.reserve(tenant=tenant, count=15)  # 10 left
 
     def send(index):
-        return submit(tenant=tenant, request=SendRequest(
-            from_="sender@example.com", to=[f"r{index}@example.org"], subject="Hi", text_body="Hi"))
+        try:
+            return submit(tenant=tenant, request=SendRequest(
+                from_="sender@example.com", to=[f"r{index}@example.org"], subject="Hi", text_body="Hi"))
+        except QuotaExceeded:
+            return "quota"
 
-    outcomes = _run_concurrently(30, send)
+    outcomes = run_concurrently(30, send)
     assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
     assert sum(1 for o in outcomes if o != "quota") == 10
     assert outcomes.count("quota") == 20
@@ -151,7 +131,7 @@ def test_concurrent_reservations_of_mixed_sizes_never_overshoot(tenant, on_plan)
             return -sizes[index]
         return sizes[index]
 
-    outcomes = _run_concurrently(len(sizes), reserve)
+    outcomes = run_concurrently(len(sizes), reserve)
     accepted = [o for o in outcomes if isinstance(o, int) and o > 0]
     refused = [-o for o in outcomes if isinstance(o, int) and o < 0]
     assert len(accepted) + len(refused) == len(sizes), outcomes
@@ -169,6 +149,6 @@ def test_concurrent_overage_reservations_count_overage_exactly(tenant, on_plan):
             limits.reserve(tenant=tenant, count=3)
         return 3
 
-    outcomes = _run_concurrently(8, reserve)
+    outcomes = run_concurrently(8, reserve)
     assert outcomes == [3] * 8
     assert sent_this_month(tenant) == (24, 14)
