@@ -208,10 +208,12 @@ def check_recipient_count(count):
         )
 
 
-def check_submission(*, tenant, prepared: Prepared, lookups: Lookups, envelope_from=None):
+def check_submission(*, tenant, prepared: Prepared, lookups: Lookups, envelope_from=None, sender_header=None):
     """Every rule a submission must pass, in one place. Fills prepared.domain, .accepted and
     .suppressed. Address syntax is checked where addresses are parsed, by
-    sending.addresses.normalize_address (the one syntax rule)."""
+    sending.addresses.normalize_address (the one syntax rule). SMTP submissions also name the
+    envelope MAIL FROM and, when the message has one, the header Sender: both must be on verified
+    domains of the tenant, as From is."""
     check_tenant_active(tenant)
     check_recipient_count(len(prepared.recipients))
     domain = lookups.domain_for(prepared.sender.addr_spec)
@@ -220,9 +222,10 @@ def check_submission(*, tenant, prepared: Prepared, lookups: Lookups, envelope_f
             f"{prepared.sender.domain} is not a verified sending domain of this tenant.",
             details={"from": ["not on a verified domain of this tenant"]},
         )
-    if envelope_from is not None and domain_of(envelope_from) != prepared.sender.domain:
-        if lookups.domain_for(envelope_from) is None:
-            raise DomainNotVerified(f"MAIL FROM {envelope_from} is not on a verified sending domain of this tenant.")
+    for what, key, address in (("MAIL FROM", "mail_from", envelope_from), ("Sender", "sender", sender_header)):
+        if address is not None and domain_of(address) != prepared.sender.domain and lookups.domain_for(address) is None:
+            raise DomainNotVerified(f"{what} {address} is not on a verified sending domain of this tenant.",
+                                    details={key: ["not on a verified domain of this tenant"]})
     if len(prepared.raw) > settings.DISPATCH_MAX_MESSAGE_BYTES:
         raise MessageTooLarge(
             f"The message is {len(prepared.raw)} bytes; the limit is {settings.DISPATCH_MAX_MESSAGE_BYTES} bytes."
@@ -525,8 +528,10 @@ class MessageHead:
         return ""
 
 
+# A header field name: printable ASCII but the colon, no white space (RFC 5322 ftext).
+_FIELD_NAME = r"[\x21-\x39\x3b-\x7e]+"
 # One well-formed field (name, colon, value with its continuation lines) of a CRLF header block.
-_SIMPLE_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)(?:\r\n|\Z)")
+_SIMPLE_FIELD = re.compile(rf"({_FIELD_NAME}):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)(?:\r\n|\Z)")
 
 
 def _split_fields(raw):
@@ -549,9 +554,8 @@ def _split_fields(raw):
     return fields
 
 
-# A header line: a field name (printable ASCII, no white space) straight followed by its colon, or
-# a continuation line (white space first).
-_FIELD_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]")
+# A header line: a field name straight followed by its colon, or a continuation line (white space first).
+_FIELD_LINE = re.compile(rf"{_FIELD_NAME}:|[ \t]".encode())
 
 
 def check_header_lines(raw):
@@ -685,35 +689,40 @@ def prepare_raw_message(*, tenant, mail_from, rcpt_tos, raw: bytes, lookups: Loo
         tags=validate_tags(tags or []), metadata=validate_metadata(metadata or {}), template_ref=template_ref[:200],
         header_message_id=header_message_id if header_message_id != message_id else "",
     )
-    check_submission(tenant=tenant, prepared=prepared, lookups=lookups, envelope_from=envelope_from)
-    _check_sender_header(headers, lookups, from_domain=sender.domain)
+    check_submission(tenant=tenant, prepared=prepared, lookups=lookups, envelope_from=envelope_from,
+                     sender_header=_sender_header(headers))
     return prepared
 
 
-def _check_sender_header(headers, lookups, *, from_domain):
-    """A Sender header is shown by receivers next to From ("on behalf of", "via"), so it is held
-    to From's rule (as Amazon SES does): one mailbox, on a verified domain of this tenant."""
-    values = headers.address_lists("Sender")
+def _single_mailbox(headers, name):
+    """(display name, addr_spec) of the one mailbox of the `name` header (From, Sender), or None
+    when there is no such header. More than one header or mailbox, or a value the parser reads
+    only through its error recovery (`a@x <b@y>`: a@x to us, b@y to many receivers), is refused."""
+    values = headers.address_lists(name)
     if not values:
-        return
-    if len(values) != 1 or len(values[0]) != 1 or not headers.is_unambiguous("Sender"):
-        raise InvalidAddress("The Sender header must name exactly one mailbox.", details={"sender": ["exactly one mailbox"]})
-    address = normalize_address(values[0][0][1], field="sender")
-    if domain_of(address) != from_domain and lookups.domain_for(address) is None:
-        raise DomainNotVerified(f"Sender {address} is not on a verified sending domain of this tenant.",
-                                details={"sender": ["not on a verified domain of this tenant"]})
+        return None
+    field = name.lower()
+    if len(values) != 1:
+        raise InvalidAddress(f"The message must have exactly one {name} header.", details={field: [f"exactly one {name} header"]})
+    if len(values[0]) != 1:
+        raise InvalidAddress(f"{name} must name exactly one mailbox.", details={field: ["exactly one mailbox"]})
+    if not headers.is_unambiguous(name):
+        raise InvalidAddress(f"The {name} header is malformed: write it as Name <address>.", details={field: ["malformed"]})
+    return values[0][0]
+
+
+def _sender_header(headers):
+    """The address of the Sender header, if any. Receivers show it next to From ("on behalf of",
+    "via"), so check_submission holds it to From's domain rule (as Amazon SES does)."""
+    mailbox = _single_mailbox(headers, "Sender")
+    return None if mailbox is None else normalize_address(mailbox[1], field="sender")
 
 
 def _single_from(headers) -> Address:
-    values = headers.address_lists("From")
-    if len(values) != 1:
+    mailbox = _single_mailbox(headers, "From")
+    if mailbox is None:
         raise InvalidAddress("The message must have exactly one From header.", details={"from": ["exactly one From header"]})
-    addresses = values[0]
-    if len(addresses) != 1:
-        raise InvalidAddress("From must name exactly one mailbox.", details={"from": ["exactly one mailbox"]})
-    if not headers.is_unambiguous("From"):
-        raise InvalidAddress("The From header is malformed: write it as Name <address>.", details={"from": ["malformed"]})
-    display_name, addr_spec = addresses[0]
+    display_name, addr_spec = mailbox
     addr = normalize_address(addr_spec, field="from")
     local, _, domain = addr.rpartition("@")
     return Address(display_name=check_display_name(_undo_surrogates(display_name or ""), field="from"), username=local, domain=domain)
